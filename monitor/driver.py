@@ -1,0 +1,78 @@
+"""Which face is the driver, and when a frame needs full detection.
+
+A passenger leaning in or a face on a poster must not take over just because it is the biggest
+in one frame: once chosen, the driver is followed by overlap with the last box. A new driver is
+chosen only when the old one is lost, by size and closeness to the image centre (a dashboard
+camera points at the driver). Following the last box is also what lets most frames skip P-Net.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from monitor.cascade import Cascade, Face, iou, square
+from monitor.config import CascadeSettings, DriverSettings
+
+
+def choose_driver(faces: list[Face], frame_size: tuple[int, int], last_box: np.ndarray | None,
+                  settings: DriverSettings) -> Face | None:
+    """The face overlapping the last driver box most, else the largest / most central one."""
+    if not faces:
+        return None
+    if last_box is not None:
+        overlaps = [iou(f.box, last_box) for f in faces]
+        best = int(np.argmax(overlaps))
+        if overlaps[best] >= settings.track_iou:
+            return faces[best]
+    width, height = frame_size
+    centre = np.array([width / 2, height / 2])
+    half_diagonal = float(np.hypot(width, height) / 2)
+    largest = max(f.size for f in faces)
+
+    def merit(face: Face) -> float:
+        face_centre = (face.box[:2] + face.box[2:]) / 2
+        closeness = 1.0 - float(np.linalg.norm(face_centre - centre)) / half_diagonal
+        return (1 - settings.centre_weight) * face.size / largest + settings.centre_weight * closeness
+
+    return max(faces, key=merit)
+
+
+class DriverFinder:
+    """Runs the cascade on each frame: tracking from the last driver box, full detection when due."""
+
+    def __init__(self, cascade: Cascade, driver: DriverSettings) -> None:
+        self.cascade = cascade
+        self.driver_settings = driver
+        self._last_box: np.ndarray | None = None
+        self._since_full = 0
+
+    @property
+    def cascade_settings(self) -> CascadeSettings:
+        return self.cascade.settings
+
+    def reset(self) -> None:
+        self._last_box = None
+
+    def process(self, image: np.ndarray) -> tuple[Face | None, list[Face], bool]:
+        """(driver, faces seen this frame, whether full detection ran)."""
+        height, width = image.shape[:2]
+        if self._last_box is not None and self._since_full < self.cascade_settings.redetect_every_n_frames:
+            faces = self.cascade.refine(image, self._track_candidates(self._last_box))
+            driver = choose_driver(faces, (width, height), self._last_box, self.driver_settings)
+            if driver is not None and iou(driver.box, self._last_box) >= self.driver_settings.track_iou:
+                self._since_full += 1
+                self._last_box = driver.box
+                return driver, [driver], False
+        faces = self.cascade.detect(image)
+        driver = choose_driver(faces, (width, height), self._last_box, self.driver_settings)
+        self._since_full = 0
+        self._last_box = None if driver is None else driver.box
+        return driver, faces, True
+
+    def _track_candidates(self, box: np.ndarray) -> np.ndarray:
+        """The last box and a grown copy, so R-Net can re-centre a face that moved or came closer."""
+        sq = square(box[None])
+        side = sq[:, 2] - sq[:, 0]
+        grow = self.cascade_settings.track_margin * side / 2
+        grown = sq + np.stack([-grow, -grow, grow, grow], axis=1)
+        return np.concatenate([sq, grown])

@@ -1,0 +1,113 @@
+"""FPNet: MTCNN's O-Net with a fourth head that regresses head pose as a 6D rotation.
+
+The thesis behind the project: O-Net is already run on every face the cascade finds, so giving
+it a pose head costs almost nothing, where a separate pose network (6DRepNet, FSA-Net) would
+cost more than the whole detector. The pose head is learnt by distillation from the teachers
+(`monitor.training`); everything else starts from facenet-pytorch's O-Net, so detection
+matches MTCNN's from day one.
+
+Input: raw BGR pixels (0..255) of 48x48 crops, (N, 3, 48, 48) float. O-Net was trained on RGB,
+so `from_onet` flips the first layer's input channels once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from monitor.nets import PIXEL_MEAN, PIXEL_SCALE, facenet_weights
+from monitor.rotation import sixd_to_matrix
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "fpnet.pt"
+INPUT_SIZE = 48
+
+
+@dataclass
+class FPNetOutput:
+    box_reg: torch.Tensor    # (N, 4) offsets of the box corners, in box sizes
+    landmarks: torch.Tensor  # (N, 10) x1..x5, y1..y5 as fractions of the box
+    face_prob: torch.Tensor  # (N,)
+    sixd: torch.Tensor       # (N, 6) raw rotation head; `rotation()` makes it a matrix
+
+
+class FPNet(nn.Module):
+    def __init__(self, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, kernel_size=3)
+        self.prelu1 = nn.PReLU(32)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=3)
+        self.prelu2 = nn.PReLU(64)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3 = nn.Conv2d(64, 64, kernel_size=3)
+        self.prelu3 = nn.PReLU(64)
+        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv4 = nn.Conv2d(64, 128, kernel_size=2)
+        self.prelu4 = nn.PReLU(128)
+        self.dense5 = nn.Linear(1152, 256)
+        self.prelu5 = nn.PReLU(256)
+        self.dropout = nn.Dropout(dropout)
+        self.dense6_1 = nn.Linear(256, 2)
+        self.dense6_2 = nn.Linear(256, 4)
+        self.dense6_3 = nn.Linear(256, 10)
+        self.dense6_4 = nn.Linear(256, 6)
+        # Start the pose head at the identity rotation, so an untrained head is at least frontal.
+        with torch.no_grad():
+            self.dense6_4.weight.mul_(0.01)
+            self.dense6_4.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - PIXEL_MEAN) * PIXEL_SCALE
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.pool3(self.prelu3(self.conv3(x)))
+        x = self.prelu4(self.conv4(x))
+        # O-Net's converted weights expect the original model's (W, H, C) flattening order.
+        return self.dropout(self.prelu5(self.dense5(x.permute(0, 3, 2, 1).flatten(1))))
+
+    def forward(self, x: torch.Tensor) -> FPNetOutput:
+        f = self.features(x)
+        return FPNetOutput(
+            box_reg=self.dense6_2(f),
+            landmarks=self.dense6_3(f),
+            face_prob=torch.softmax(self.dense6_1(f), dim=1)[:, 1],
+            sixd=self.dense6_4(f),
+        )
+
+    def face_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The face/no-face logits (N, 2), for the training loss."""
+        return self.dense6_1(self.features(x))
+
+    @staticmethod
+    def rotation(sixd: torch.Tensor) -> torch.Tensor:
+        return sixd_to_matrix(sixd)
+
+
+def from_onet() -> FPNet:
+    """An FPNet whose detection, box and landmark heads are facenet-pytorch's O-Net (BGR input)."""
+    net = FPNet()
+    state = torch.load(facenet_weights("onet"), map_location="cpu", weights_only=True)
+    state["conv1.weight"] = state["conv1.weight"].flip(1)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if unexpected or set(missing) != {"dense6_4.weight", "dense6_4.bias"}:
+        raise RuntimeError(f"O-Net weights do not fit FPNet: missing {missing}, unexpected {unexpected}")
+    return net
+
+
+def load_fpnet(path: Path | None = DEFAULT_WEIGHTS) -> tuple[FPNet, bool]:
+    """(network in eval mode, whether its pose head is trained).
+
+    Without trained weights the O-Net heads still detect faces, and the caller must report head
+    pose as unavailable rather than show the untrained head's output.
+    """
+    if path is not None and Path(path).is_file():
+        net = FPNet()
+        try:
+            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except (RuntimeError, KeyError) as exc:
+            raise RuntimeError(f"{path} is not an FPNet state dict: {exc}") from exc
+        return net.eval(), True
+    return from_onet().eval(), False
