@@ -182,6 +182,7 @@ class GuiSettings:
                             "longest wait for a frame before the worker looks at its commands, so a "
                             "click or closing the window never waits long")
     stop_wait_s: float = setting(1.0, 0.1, 10.0, "closing waits this long for the worker thread to finish")
+    stats_window_s: float = setting(1.0, 0.1, 60.0, "frames per second and latency shown are averaged over this long")
     slider_steps: int = setting(1000, 10, 100000, "positions of a threshold slider across its whole range")
 
 

@@ -1,0 +1,114 @@
+"""`bench`: our cascade against facenet-pytorch's `MTCNN.detect`, side by side in one process.
+
+The three paths run on the same frames, alternating frame by frame, so that a noisy shared
+machine slows them alike and the ratios stay meaningful. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from monitor.config import Config
+
+DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "webcam_office_head_motion.avi"
+DEFAULT_SIZE = (640, 480)
+DEFAULT_FRAMES = 200
+
+
+def register(sub: argparse._SubParsersAction) -> dict:
+    b = sub.add_parser("bench", help="time our cascade against facenet-pytorch's MTCNN (JSON)")
+    b.add_argument("--source", type=Path, default=DEFAULT_CLIP,
+                   help="video file or image folder (default: the 53 s webcam clip in ../shared/data/video)")
+    b.add_argument("--threads", type=int, default=1, help="torch CPU threads for every path (default 1)")
+    b.add_argument("--min-face", type=int, default=80, help="minimum face size in pixels, for both (default 80)")
+    b.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="frames to time (default 200)")
+    b.add_argument("--size", default="640x480", help="frames are resized to WxH first (default 640x480; 'none' keeps)")
+    b.add_argument("--config", type=Path, help="configuration TOML (cascade settings)")
+    return {"bench": cmd_bench}
+
+
+def load_frames(source: Path, count: int, size: tuple[int, int] | None) -> list[np.ndarray]:
+    from monitor.capture import EndOfSource, open_source
+
+    if not Path(source).exists():
+        raise FileNotFoundError(f"{source} does not exist: pass --source VIDEO|FOLDER")
+    src = open_source(str(source), Config().capture)
+    frames = []
+    try:
+        while len(frames) < count:
+            image = src.read()
+            if image is not None:
+                frames.append(cv2.resize(image, size, interpolation=cv2.INTER_LINEAR) if size else image)
+    except EndOfSource:
+        pass
+    finally:
+        src.close()
+    if not frames:
+        raise FileNotFoundError(f"{source} gave no frames")
+    return frames
+
+
+def cmd_bench(args: argparse.Namespace, config: Config | None) -> int:
+    result = bench(args.source, args.threads, args.min_face, args.frames,
+                   None if args.size == "none" else tuple(int(v) for v in args.size.lower().split("x")),
+                   config or Config())
+    print(json.dumps(result))
+    return 0
+
+
+def bench(source: Path, threads: int, min_face: int, count: int, size: tuple[int, int] | None,
+          config: Config) -> dict:
+    import torch
+    from facenet_pytorch import MTCNN
+
+    from monitor.cascade import Cascade, iou
+    from monitor.driver import DriverFinder
+
+    torch.set_num_threads(threads)
+    frames = load_frames(source, count, size)
+    settings = config.replace("cascade", min_face_px=min_face, threads=threads).cascade
+    ours = Cascade(settings)
+    tracker = DriverFinder(Cascade(settings), config.driver)
+    reference = MTCNN(keep_all=True, min_face_size=min_face, device="cpu")
+    times = {"facenet": [], "full": [], "tracked": []}
+    faces_ref = faces_ours = 0
+    ious = []
+    with torch.inference_mode():
+        for image in frames:
+            rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)   # facenet wants RGB; the conversion is its cost
+            start = time.perf_counter()
+            boxes, _, _ = reference.detect(rgb, landmarks=True)
+            times["facenet"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            faces = ours.detect(image)
+            times["full"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            tracker.process(image)
+            times["tracked"].append(time.perf_counter() - start)
+            boxes = [] if boxes is None else boxes
+            faces_ref += len(boxes)
+            faces_ours += len(faces)
+            for box in boxes:
+                ious.append(max((iou(np.asarray(box, float), f.box) for f in faces), default=0.0))
+
+    def stats(values: list[float]) -> dict[str, float]:
+        ms = np.array(values) * 1000
+        return {"p50": round(float(np.percentile(ms, 50)), 3), "p95": round(float(np.percentile(ms, 95)), 3)}
+
+    summary = {name: stats(values) for name, values in times.items()}
+    return {
+        "frames": len(frames), "threads": threads, "min_face": min_face,
+        "frame_size": list(frames[0].shape[1::-1]),
+        "facenet_ms": summary["facenet"], "full_ms": summary["full"], "tracked_ms": summary["tracked"],
+        "speedup_full": round(summary["facenet"]["p50"] / summary["full"]["p50"], 2),
+        "speedup_tracked": round(summary["facenet"]["p50"] / summary["tracked"]["p50"], 2),
+        "agreement": {"faces_facenet": faces_ref, "faces_ours": faces_ours,
+                      "mean_iou": round(float(np.mean(ious)), 3) if ious else None},
+        "pose": ours.pose_trained,
+    }
