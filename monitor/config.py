@@ -93,6 +93,18 @@ class AttentionSettings:
     nod_alert_s: float = setting(3.0, 0.1, 60.0, "how long a nodding-off alert from repeated drops lasts")
     no_face_s: float = setting(3.0, 0.1, 60.0, "time without a face before 'driver not visible'")
 
+    def check(self) -> None:
+        """Combinations under which a rule could never fire or never end."""
+        gated = {"yaw_away_deg": self.yaw_away_deg, "pitch_down_deg": self.pitch_down_deg,
+                 "pitch_up_deg": self.pitch_up_deg, "nod_drop_deg": self.nod_drop_deg}
+        smallest = min(gated, key=gated.__getitem__)
+        if self.hysteresis_deg >= gated[smallest]:
+            raise ConfigError(f"attention.hysteresis_deg = {self.hysteresis_deg} must be smaller than "
+                              f"attention.{smallest} = {gated[smallest]}, or the head could never come back")
+        if self.sharing_total_s > self.sharing_window_s:
+            raise ConfigError(f"attention.sharing_total_s = {self.sharing_total_s} must not exceed "
+                              f"attention.sharing_window_s = {self.sharing_window_s}")
+
 
 @dataclass
 class AlertSettings:
@@ -234,6 +246,13 @@ class Config:
             if not isinstance(values, dict):
                 raise ConfigError(f"{source}: [{name}] must be a table of keys")
             setattr(config, name, _build_section(getattr(config, name), values, f"{source}: {name}"))
+        for section in dataclasses.fields(cls):
+            check = getattr(getattr(config, section.name), "check", None)
+            if check is not None:
+                try:
+                    check()
+                except ConfigError as exc:
+                    raise ConfigError(f"{source}: {exc}") from exc
         return config
 
     def replace(self, section: str, **values: Any) -> "Config":
