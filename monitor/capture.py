@@ -26,6 +26,8 @@ import numpy as np
 from monitor.config import CaptureSettings
 
 log = logging.getLogger(__name__)
+# OpenCV prints a warning line per failed camera open; a missing camera gets one clear error of ours.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 JOIN_TIMEOUT_S = 1.0        # stop() promises to return within about this long

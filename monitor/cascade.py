@@ -42,6 +42,7 @@ class Face:
     yaw: float | None = None        # degrees, AFLW2000 convention (see rotation.py)
     pitch: float | None = None
     roll: float | None = None
+    crop_box: np.ndarray | None = None  # (4,) the square box FPNet saw; tracking re-uses its geometry
 
     @property
     def has_pose(self) -> bool:
@@ -74,6 +75,11 @@ class Cascade:
         """Faces found around `boxes` (N, 4) without running P-Net."""
         boxes = self._refine_rnet(image, square(np.asarray(boxes, dtype=np.float32)[:, :4]))
         return self._output(image, boxes)
+
+    @torch.inference_mode()
+    def follow(self, image: np.ndarray, crop_boxes: np.ndarray) -> list[Face]:
+        """FPNet alone on given square crop boxes: the steady-state tracking step (no P-Net, no R-Net)."""
+        return self._output(image, np.asarray(crop_boxes, dtype=np.float32)[:, :4])
 
     def pyramid_scales(self, height: int, width: int) -> list[float]:
         """Scales at which a face of min_face_px .. full frame maps onto P-Net's 12 px window."""
@@ -127,7 +133,8 @@ class Cascade:
         faces = []
         for i in nms(final, scores, NMS_FINAL, mode="min"):
             face = Face(box=final[i], score=float(scores[i]), landmarks=landmarks[i],
-                        rotation=None if rotations is None else rotations[i].astype(np.float64))
+                        rotation=None if rotations is None else rotations[i].astype(np.float64),
+                        crop_box=boxes[i])
             if face.rotation is not None:
                 face.yaw, face.pitch, face.roll = matrix_to_euler(face.rotation)
             faces.append(face)

@@ -51,8 +51,6 @@ class CascadeSettings:
     fpnet_threshold: float = setting(0.7, 0.0, 1.0, "FPNet face probability to report a face")
     redetect_every_n_frames: int = setting(15, 1, 10000,
                                            "tracking mode runs full detection at least this often")
-    track_margin: float = setting(0.25, 0.0, 2.0,
-                                  "tracked box is grown by this fraction of its size before R-Net re-checks it")
     threads: int = setting(1, 1, 64, "torch CPU threads for inference")
 
 

@@ -38,12 +38,19 @@ def choose_driver(faces: list[Face], frame_size: tuple[int, int], last_box: np.n
 
 
 class DriverFinder:
-    """Runs the cascade on each frame: tracking from the last driver box, full detection when due."""
+    """Runs the cascade on each frame: tracking from the last driver box, full detection when due.
+
+    Tracking runs FPNet alone on a crop predicted from the last driver box. FPNet was trained on
+    crops of R-Net's boxes, which sit a little wider and higher than the final face box, so the
+    prediction re-applies the offset between the two measured at the last full detection: the
+    tracked crop then looks like what R-Net would have given, and the pose stays consistent.
+    """
 
     def __init__(self, cascade: Cascade, driver: DriverSettings) -> None:
         self.cascade = cascade
         self.driver_settings = driver
-        self._last_box: np.ndarray | None = None
+        self._last: Face | None = None
+        self._crop_offset: np.ndarray | None = None   # (crop box - face box) / face side, at last detection
         self._since_full = 0
 
     @property
@@ -51,28 +58,30 @@ class DriverFinder:
         return self.cascade.settings
 
     def reset(self) -> None:
-        self._last_box = None
+        self._last = None
 
     def process(self, image: np.ndarray) -> tuple[Face | None, list[Face], bool]:
         """(driver, faces seen this frame, whether full detection ran)."""
         height, width = image.shape[:2]
-        if self._last_box is not None and self._since_full < self.cascade_settings.redetect_every_n_frames:
-            faces = self.cascade.refine(image, self._track_candidates(self._last_box))
-            driver = choose_driver(faces, (width, height), self._last_box, self.driver_settings)
-            if driver is not None and iou(driver.box, self._last_box) >= self.driver_settings.track_iou:
+        last = self._last
+        if last is not None and self._since_full < self.cascade_settings.redetect_every_n_frames:
+            faces = self.cascade.follow(image, self._predicted_crop(last.box)[None])
+            if faces and iou(faces[0].box, last.box) >= self.driver_settings.track_iou:
                 self._since_full += 1
-                self._last_box = driver.box
-                return driver, [driver], False
+                self._last = faces[0]
+                return faces[0], faces, False
         faces = self.cascade.detect(image)
-        driver = choose_driver(faces, (width, height), self._last_box, self.driver_settings)
+        driver = choose_driver(faces, (width, height), None if last is None else last.box, self.driver_settings)
         self._since_full = 0
-        self._last_box = None if driver is None else driver.box
+        self._last = driver
+        if driver is not None and driver.crop_box is not None:
+            self._crop_offset = (driver.crop_box - driver.box) / _side(driver.box)
         return driver, faces, True
 
-    def _track_candidates(self, box: np.ndarray) -> np.ndarray:
-        """The last box and a grown copy, so R-Net can re-centre a face that moved or came closer."""
-        sq = square(box[None])
-        side = sq[:, 2] - sq[:, 0]
-        grow = self.cascade_settings.track_margin * side / 2
-        grown = sq + np.stack([-grow, -grow, grow, grow], axis=1)
-        return np.concatenate([sq, grown])
+    def _predicted_crop(self, box: np.ndarray) -> np.ndarray:
+        offset = self._crop_offset if self._crop_offset is not None else np.zeros(4)
+        return square((box + offset * _side(box))[None])[0]
+
+
+def _side(box: np.ndarray) -> float:
+    return float(max(box[2] - box[0], box[3] - box[1], 1.0))
