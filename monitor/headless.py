@@ -11,6 +11,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,7 @@ def run(config: Config, options: RunOptions, out: TextIO | None = None) -> dict:
         audio.handle(events)
 
     capture.start()
+    wall_start, cpu_start = time.monotonic(), time.process_time()
     try:
         while True:
             frame = capture.get(FRAME_WAIT_S)
@@ -140,6 +142,8 @@ def run(config: Config, options: RunOptions, out: TextIO | None = None) -> dict:
         "dropped_frames": capture.frames_dropped,
         "process_ms": _percentiles(process_ms),
         "latency_ms": _percentiles(latency_ms),
+        # all threads of this process (capture, decoding, inference), as a share of one core
+        "cpu_percent": round(100 * (time.process_time() - cpu_start) / max(time.monotonic() - wall_start, 1e-9), 1),
     })
     if recorder is not None:
         _guard(recorder, recorder.close, result)
