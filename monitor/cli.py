@@ -22,7 +22,8 @@ log = logging.getLogger("monitor")
 
 # Feature packages add their own subcommands through `register(subparsers) -> {name: handler}`;
 # those modules import their heavy dependencies inside the handlers, so `--help` stays fast.
-EXTENSIONS: tuple[str, ...] = ("monitor.bench", "monitor.training.commands", "monitor.gui.commands")
+EXTENSIONS: tuple[str, ...] = ("monitor.bench", "monitor.training.commands", "monitor.gui.commands",
+                               "monitor.session_tools")
 DEFAULT_COMMAND = "gui"   # what runs when no command is given: the desktop window
 
 

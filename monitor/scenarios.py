@@ -46,6 +46,9 @@ SWAY_STEP_S = 2.0                  # ... changing direction this often
 ATTENTIVE_S = 60.0                 # length of the attentive story
 MIRROR_GLANCE_S = (1.0, 1.5)       # a mirror check keeps the head away this long
 MIRROR_GLANCES = 12
+SHOULDER_TURN_DEG = 80.0           # a shoulder check turns the head past what the detector sees ...
+SHOULDER_CHECK_S = 1.2             # ... for this long in all, the face lost at the far end
+SHOULDER_CHECKS = 4
 SHARER_GLANCE_FRACTION = 2 / 3     # an attention sharer's glances last this share of looking_away_s
 HELD_EXTRA_S = 2.0                 # a held look or drop lasts this much past its rule's duration
 # How far 3 sigma of angle noise can move a threshold crossing on the stories' slowest ramp.
@@ -281,6 +284,25 @@ def mirror_checker(settings: AttentionSettings, fps: float, rng: np.random.Gener
                     f"{MIRROR_GLANCE_S[1]:g} s, left and right", path.sample(settings, fps, rng))
 
 
+def shoulder_checker(settings: AttentionSettings, fps: float, rng: np.random.Generator) -> Scenario:
+    """Looks over the shoulder before changing lanes: a turn so far that the detector loses the
+    face at its far end. While the face is lost the last pose (off the road) holds, so these
+    count as short glances, and short glances with road time between them never alert."""
+    _checked(settings, fps, rng)
+    s = settings
+    path = _Path(s)
+    yaw = max(SHOULDER_TURN_DEG, _turn_yaw(s))
+    for i in range(SHOULDER_CHECKS):
+        side = 1 if i % 2 == 0 else -1
+        path.move(TURN_S, side * yaw, 0.0)
+        path.vanish(max(0.0, SHOULDER_CHECK_S - 2 * TURN_S))
+        path.move(TURN_S, 0.0, 0.0)
+        path.hold(s.sharing_reset_s + 2 * TURN_S)
+    path.hold(TAIL_S)
+    return Scenario("shoulder_checker", f"{SHOULDER_CHECKS} shoulder checks of {SHOULDER_CHECK_S:g} s, "
+                    f"{yaw:g} deg round, face lost at the far end", path.sample(s, fps, rng))
+
+
 def attention_sharer(settings: AttentionSettings, fps: float, rng: np.random.Generator) -> Scenario:
     """Glances too short for looking_away, with too little road time between them to clear the
     count: they add up to the sharing alert in the middle of a glance."""
@@ -427,5 +449,19 @@ def noisy_detector(settings: AttentionSettings, fps: float, rng: np.random.Gener
 
 # name -> story(settings, fps, rng)
 STORIES: dict[str, Callable[[AttentionSettings, float, np.random.Generator], Scenario]] = {
-    f.__name__: f for f in (attentive_driver, mirror_checker, attention_sharer, phone_in_lap, head_turned,
+    f.__name__: f for f in (attentive_driver, mirror_checker, shoulder_checker, attention_sharer, phone_in_lap, head_turned,
                             slow_nodder, long_head_drop, driver_out_of_view, noisy_detector)}
+
+
+def run_suite(settings: AttentionSettings, fps_list: list[float], seed: int,
+              names: list[str] | None = None) -> list[tuple[float, ScenarioResult]]:
+    """Every story (or those named) at every frame rate, each from `default_rng(seed)`."""
+    unknown = sorted(set(names or ()) - set(STORIES))
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {', '.join(unknown)} (allowed: {', '.join(STORIES)})")
+    results = []
+    for fps in fps_list:
+        for name in names or STORIES:
+            scenario = STORIES[name](settings, fps, np.random.default_rng(seed))
+            results.append((fps, run_scenario(scenario, settings)))
+    return results
