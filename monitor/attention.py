@@ -340,12 +340,12 @@ class AttentionEngine:
     def _update_road(self, t: float, dyaw: float, dpitch: float, events: list[AlertEvent]) -> None:
         s, r = self._settings, self._rules
         if r.off_since is None:
-            if _outside_road(dyaw, dpitch, s, 0.0):
+            if outside_road(dyaw, dpitch, s, 0.0):
                 r.off_since, r.on_since = t, None
                 r.glances.leave_road(t)
             elif r.on_since is None:
                 r.on_since = t
-        elif not _outside_road(dyaw, dpitch, s, s.hysteresis_deg):
+        elif not outside_road(dyaw, dpitch, s, s.hysteresis_deg):
             r.off_since, r.on_since = None, t
             r.glances.return_to_road(t)
             self._alerts.end("looking_away", t, events)
@@ -382,7 +382,7 @@ class AttentionEngine:
             self._alerts.end("nodding_off", t, events)
 
 
-def _outside_road(dyaw: float, dpitch: float, s: AttentionSettings, margin: float) -> bool:
+def outside_road(dyaw: float, dpitch: float, s: AttentionSettings, margin: float) -> bool:
     """Outside the road zone shrunk by `margin` on every side (the hysteresis on the way back)."""
     return (abs(dyaw) > s.yaw_away_deg - margin
             or dpitch < -(s.pitch_down_deg - margin)

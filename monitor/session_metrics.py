@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 from monitor.attention import HEAD_POSE_KINDS, PRIORITY, AlertEvent, State
 # The engine's own road zone, so that a glance counted here is exactly an interval it timed.
-from monitor.attention import _outside_road as outside_road
+from monitor.attention import outside_road
 from monitor.config import AttentionSettings
 from monitor.sessions import Label, ReplayRow
 
