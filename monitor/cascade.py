@@ -109,12 +109,21 @@ class Cascade:
         size = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]] * 2, axis=1)
         return square(boxes[:, :4] + boxes[:, 5:9] * size)
 
-    def _refine_rnet(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def rnet_stage(self, image: np.ndarray, boxes: np.ndarray,
+                   threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(squared, regressed R-Net boxes, their R-Net probabilities): exactly what FPNet is given."""
         reg, prob = self.rnet(_to_tensor(crop_batch(image, boxes, RNET_SIZE)))
-        keep = prob.numpy() > self.settings.rnet_threshold
+        keep = prob.numpy() > (self.settings.rnet_threshold if threshold is None else threshold)
         boxes, scores, reg = boxes[keep], prob.numpy()[keep], reg.numpy()[keep]
         pick = nms(boxes, scores, NMS_RNET)
-        return square(regress(boxes[pick], reg[pick]))
+        boxes, scores = square(regress(boxes[pick], reg[pick])), scores[pick]
+        # R-Net moves the several proposals of one face onto nearly the same box; FPNet on each of
+        # them would cost a network pass for nothing (see rnet_merge_iou).
+        merged = nms(boxes, scores, self.settings.rnet_merge_iou)
+        return boxes[merged], scores[merged]
+
+    def _refine_rnet(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        return self.rnet_stage(image, boxes)[0]
 
     def _output(self, image: np.ndarray, boxes: np.ndarray) -> list[Face]:
         if not len(boxes):

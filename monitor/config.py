@@ -48,6 +48,9 @@ class CascadeSettings:
     scale_factor: float = setting(0.709, 0.5, 0.95, "ratio between image-pyramid levels")
     pnet_threshold: float = setting(0.6, 0.0, 1.0, "P-Net face probability to keep a proposal")
     rnet_threshold: float = setting(0.7, 0.0, 1.0, "R-Net face probability to keep a candidate")
+    rnet_merge_iou: float = setting(1.0, 0.1, 1.0,
+                                    "R-Net boxes overlapping more than this after regression are merged "
+                                    "before FPNet (1 = off, as in MTCNN)")
     fpnet_threshold: float = setting(0.7, 0.0, 1.0, "FPNet face probability to report a face")
     redetect_every_n_frames: int = setting(15, 1, 10000,
                                            "tracking mode runs full detection at least this often")
@@ -161,11 +164,15 @@ class TrainingSettings:
     weight_box: float = setting(0.5, 0.0, 100.0, "loss weight of box regression (O-Net's)")
     weight_landmark: float = setting(1.0, 0.0, 100.0, "loss weight of the landmarks")
     weight_rotation: float = setting(1.0, 0.0, 100.0, "loss weight of the pose head")
-    rotation_loss: str = setting("geodesic", help="pose loss: thesis L2 on the 6D vector or geodesic angle",
+    rotation_loss: str = setting("l2", help="pose loss: thesis L2 on the 6D vector or geodesic angle",
                                  choices=("l2", "geodesic"))
-    ohem: str = setting("hardest", help="online hard example mining: thesis middle 60%, MTCNN hardest "
-                        "70%, or none", choices=("middle", "hardest", "none"))
-    ohem_keep: float = setting(0.7, 0.1, 1.0, "share of each mini-batch kept by OHEM")
+    ohem: str = setting("middle", help="online hard example mining of the box, landmark and pose terms: "
+                        "thesis middle share, MTCNN hardest share, or none", choices=("middle", "hardest", "none"))
+    ohem_keep: float = setting(0.6, 0.1, 1.0, "share of each mini-batch's box, landmark and pose terms OHEM keeps")
+    face_ohem: str = setting("hardest", help="OHEM of the face/no-face term: 'middle' would drop the rare "
+                             "profile faces as too hard, and detection of them with it",
+                             choices=("middle", "hardest", "none"))
+    face_ohem_keep: float = setting(0.7, 0.1, 1.0, "share of each mini-batch's face/no-face term kept")
     flip_prob: float = setting(0.5, 0.0, 1.0, "chance of a horizontal flip")
     roll_prob: float = setting(0.5, 0.0, 1.0, "chance of an in-plane rotation")
     max_roll_deg: float = setting(25.0, 0.0, 25.0,
@@ -176,9 +183,9 @@ class TrainingSettings:
     noise_prob: float = setting(0.15, 0.0, 1.0, "chance of sensor noise")
     grey_prob: float = setting(0.15, 0.0, 1.0, "chance of a greyscale (IR-like) image")
     low_light_prob: float = setting(0.15, 0.0, 1.0, "chance of a dark, low-contrast (night) image")
-    yaw_band_deg: float = setting(15.0, 1.0, 90.0, "width of the |yaw| bands that are balanced")
-    max_band_weight: float = setting(8.0, 1.0, 100.0,
-                                     "rare |yaw| bands are over-sampled by up to this factor")
+    yaw_band_deg: float = setting(15.0, 1.0, 90.0, "width of the |yaw| and pitch bands that are balanced")
+    max_band_weight: float = setting(12.0, 1.0, 100.0,
+                                     "faces of rare |yaw| and pitch bands are over-sampled by up to this factor")
 
 
 @dataclass

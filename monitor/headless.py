@@ -140,8 +140,8 @@ def run(config: Config, options: RunOptions, out: TextIO | None = None) -> dict:
         "pose_available": engine.pose_available,
         "bad_frames": capture.bad_frames,
         "dropped_frames": capture.frames_dropped,
-        "process_ms": _percentiles(process_ms),
-        "latency_ms": _percentiles(latency_ms),
+        "process_ms": percentiles(process_ms),
+        "latency_ms": percentiles(latency_ms),
         # all threads of this process (capture, decoding, inference), as a share of one core
         "cpu_percent": round(100 * (time.process_time() - cpu_start) / max(time.monotonic() - wall_start, 1e-9), 1),
     })
@@ -161,7 +161,8 @@ def _guard(recorder: SessionRecorder, write, *args) -> SessionRecorder | None:
         return None
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50 and p95 in the summaries' format (ms, 2 decimals)."""
     if not values:
         return {"p50": 0.0, "p95": 0.0}
     return {"p50": round(float(np.percentile(values, 50)), 2), "p95": round(float(np.percentile(values, 95)), 2)}

@@ -118,11 +118,12 @@ def test_bad_source_and_bad_config_exit_codes(capsys, tmp_path):
     assert exit_info.value.code == EXIT_USAGE
 
 
-def test_annotate_writes_images_and_results(capsys, tmp_path, face_frame):
+def test_annotate_writes_images_and_results(capsys, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
+    ramp = np.tile(np.linspace(60, 200, 160, dtype=np.uint8), (120, 1))
     for i in range(2):
-        cv2.imwrite(str(src / f"f{i}.png"), face_frame(i, (160, 120)))
+        cv2.imwrite(str(src / f"f{i}.png"), np.dstack([np.roll(ramp, 7 * i)] * 3))   # no face in a shaded wall
     (src / "broken.jpg").write_bytes(b"not an image")
     code, lines, _ = run_cli(capsys, "annotate", src, tmp_path / "out")
     assert code == EXIT_OK and lines[-1]["images"] == 3 and lines[-1]["unreadable"] == 1
