@@ -48,7 +48,7 @@ class CascadeSettings:
     scale_factor: float = setting(0.709, 0.5, 0.95, "ratio between image-pyramid levels")
     pnet_threshold: float = setting(0.6, 0.0, 1.0, "P-Net face probability to keep a proposal")
     rnet_threshold: float = setting(0.7, 0.0, 1.0, "R-Net face probability to keep a candidate")
-    rnet_merge_iou: float = setting(1.0, 0.1, 1.0,
+    rnet_merge_iou: float = setting(0.5, 0.1, 1.0,
                                     "R-Net boxes overlapping more than this after regression are merged "
                                     "before FPNet (1 = off, as in MTCNN)")
     fpnet_threshold: float = setting(0.7, 0.0, 1.0, "FPNet face probability to report a face")
