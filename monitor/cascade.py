@@ -2,8 +2,8 @@
 
 Two entry points:
 - `detect(image)`: full detection, every face in the frame.
-- `refine(image, boxes)`: R-Net and FPNet on given boxes, P-Net skipped. Tracking feeds it the
-  previous driver box, which is what makes steady-state frames cheap.
+- `follow(image, crop_boxes)`: FPNet alone on given crops. Tracking feeds it a crop predicted
+  from the previous driver box, which is what makes steady-state frames cheap.
 
 The stage logic follows MTCNN as facenet-pytorch implements it (same thresholds, NMS order and
 box regression), but crops with OpenCV on numpy arrays and batches each stage in one call.
@@ -65,15 +65,9 @@ class Cascade:
 
     @torch.inference_mode()
     def detect(self, image: np.ndarray) -> list[Face]:
-        boxes = self._propose(image)
+        boxes = self.pnet_stage(image)
         if len(boxes):
-            boxes = self._refine_rnet(image, boxes)
-        return self._output(image, boxes)
-
-    @torch.inference_mode()
-    def refine(self, image: np.ndarray, boxes: np.ndarray) -> list[Face]:
-        """Faces found around `boxes` (N, 4) without running P-Net."""
-        boxes = self._refine_rnet(image, square(np.asarray(boxes, dtype=np.float32)[:, :4]))
+            boxes = self.rnet_stage(image, boxes)[0]
         return self._output(image, boxes)
 
     @torch.inference_mode()
@@ -92,7 +86,8 @@ class Cascade:
             side *= self.settings.scale_factor
         return scales
 
-    def _propose(self, image: np.ndarray) -> np.ndarray:
+    def pnet_stage(self, image: np.ndarray) -> np.ndarray:
+        """Squared P-Net proposals over the image pyramid (the only stage that sees the whole frame)."""
         h, w = image.shape[:2]
         found = []
         level = image
@@ -100,7 +95,7 @@ class Cascade:
             # Each level is shrunk from the previous one: area-averaging the full frame every time
             # cost more than P-Net itself.
             level = cv2.resize(level, (int(w * scale + 1), int(h * scale + 1)), interpolation=cv2.INTER_AREA)
-            reg, prob = self.pnet(_to_tensor(level[None]))
+            reg, prob = self.pnet(to_tensor(level[None]))
             boxes = _pnet_boxes(reg[0].numpy(), prob[0].numpy(), scale, self.settings.pnet_threshold)
             found.append(boxes[nms(boxes[:, :4], boxes[:, 4], NMS_PER_SCALE)])
         boxes = np.concatenate(found) if found else np.zeros((0, 9), np.float32)
@@ -109,11 +104,10 @@ class Cascade:
         size = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]] * 2, axis=1)
         return square(boxes[:, :4] + boxes[:, 5:9] * size)
 
-    def rnet_stage(self, image: np.ndarray, boxes: np.ndarray,
-                   threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def rnet_stage(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(squared, regressed R-Net boxes, their R-Net probabilities): exactly what FPNet is given."""
-        reg, prob = self.rnet(_to_tensor(crop_batch(image, boxes, RNET_SIZE)))
-        keep = prob.numpy() > (self.settings.rnet_threshold if threshold is None else threshold)
+        reg, prob = self.rnet(to_tensor(crop_batch(image, boxes, RNET_SIZE)))
+        keep = prob.numpy() > self.settings.rnet_threshold
         boxes, scores, reg = boxes[keep], prob.numpy()[keep], reg.numpy()[keep]
         pick = nms(boxes, scores, NMS_RNET)
         boxes, scores = square(regress(boxes[pick], reg[pick])), scores[pick]
@@ -122,13 +116,10 @@ class Cascade:
         merged = nms(boxes, scores, self.settings.rnet_merge_iou)
         return boxes[merged], scores[merged]
 
-    def _refine_rnet(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        return self.rnet_stage(image, boxes)[0]
-
     def _output(self, image: np.ndarray, boxes: np.ndarray) -> list[Face]:
         if not len(boxes):
             return []
-        out = self.fpnet(_to_tensor(crop_batch(image, boxes, FPNET_SIZE)))
+        out = self.fpnet(to_tensor(crop_batch(image, boxes, FPNET_SIZE)))
         keep = out.face_prob.numpy() > self.settings.fpnet_threshold
         if not keep.any():
             return []
@@ -150,7 +141,7 @@ class Cascade:
         return faces
 
 
-def _to_tensor(batch: np.ndarray) -> torch.Tensor:
+def to_tensor(batch: np.ndarray) -> torch.Tensor:
     """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 in channels-last memory, the pixels' own layout.
 
     Channels-last is also what makes torch's CPU max-pooling fast (about 10x here)."""

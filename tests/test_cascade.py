@@ -128,9 +128,9 @@ def test_same_faces_as_facenet_mtcnn(cascade):
 
 
 @needs_shared
-def test_refine_follows_a_face_without_pnet(cascade):
+def test_follow_finds_the_face_from_a_shifted_crop(cascade):
     image = cv2.imread(str(DATA / "aflw2000_sample" / "image00050.jpg"))
     face = cascade.detect(image)[0]
-    shifted = face.box + np.array([8, -6, 8, -6])
-    refined = cascade.refine(image, shifted[None])
-    assert refined and iou(refined[0].box, face.box) > 0.85
+    followed = cascade.follow(image, (face.crop_box + np.array([8, -6, 8, -6]))[None])
+    assert followed and iou(followed[0].box, face.box) > 0.85
+    assert cascade.follow(np.zeros_like(image), face.crop_box[None]) == []

@@ -228,9 +228,6 @@ class ScriptedCascade:
     def detect(self, image):
         return self._faces(image)
 
-    def refine(self, image, boxes):
-        return self._faces(image)
-
     def follow(self, image, crop_boxes):
         return self._faces(image)
 
@@ -468,11 +465,11 @@ def test_a_failing_frame_is_reported_and_the_window_lives_on(qtbot, window_on, m
     def broken(image, boxes=None):
         raise RuntimeError("the network fell over")
 
-    cascade.detect = cascade.refine = cascade.follow = broken
+    cascade.detect = cascade.follow = broken
     qtbot.waitUntil(lambda: window.banner.text() == "MONITORING STOPPED", timeout=WAIT_MS)
     assert "RuntimeError: the network fell over" in window.notice.text()
     qtbot.waitUntil(lambda: not window.worker.is_alive(), timeout=WAIT_MS)
-    cascade.detect = cascade.refine = cascade.follow = lambda image, boxes=None: cascade._faces(image)
+    cascade.detect = cascade.follow = lambda image, boxes=None: cascade._faces(image)
     window.open_source(str(make_video(frames=100, fps=25.0, name="again.avi")))
     qtbot.waitUntil(lambda: window.source_note is None and window.banner.text() != "MONITORING STOPPED",
                     timeout=WAIT_MS)
