@@ -8,12 +8,12 @@ from pathlib import Path
 
 import cv2
 
+from monitor.capture import IMAGE_SUFFIXES
 from monitor.cascade import Cascade
 from monitor.overlay import draw_face
 from monitor.progress import progress
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 RESULT_COLUMNS = ("image", "face", "score", "x1", "y1", "x2", "y2", "yaw_deg", "pitch_deg", "roll_deg")
 
 

@@ -98,6 +98,7 @@ def cmd_headless(args: argparse.Namespace, config: Config | None) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, config: Config | None) -> int:
+    from monitor.headless import summary
     from monitor.sessions import SessionError, read_pose_csv, replay, resolve, session_config
 
     try:
@@ -111,12 +112,9 @@ def cmd_replay(args: argparse.Namespace, config: Config | None) -> int:
     for event in events:
         print(json.dumps(event.to_json()))
     samples = trace.samples
-    alerts = Counter(e.kind for e in events if e.phase == "start")
-    duration = samples[-1].t - samples[0].t if samples else 0.0
-    fps = (len(samples) - 1) / duration if duration > 0 else 0.0
-    print(json.dumps({"type": "summary", "frames": len(samples), "duration": round(duration, 3),
-                      "fps": round(fps, 2), "alerts": dict(alerts),
-                      "skipped_rows": sum(trace.skipped.values())}))
+    print(json.dumps(summary(len(samples), samples[0].t if samples else None, samples[-1].t if samples else None,
+                             Counter(e.kind for e in events if e.phase == "start"),
+                             {"skipped_rows": sum(trace.skipped.values())})))
     return EXIT_OK
 
 

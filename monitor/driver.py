@@ -57,9 +57,6 @@ class DriverFinder:
     def cascade_settings(self) -> CascadeSettings:
         return self.cascade.settings
 
-    def reset(self) -> None:
-        self._last = None
-
     def process(self, image: np.ndarray) -> tuple[Face | None, list[Face], bool]:
         """(driver, faces seen this frame, whether full detection ran)."""
         height, width = image.shape[:2]

@@ -77,10 +77,6 @@ class FPNet(nn.Module):
             sixd=self.dense6_4(f),
         )
 
-    def face_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The face/no-face logits (N, 2), for the training loss."""
-        return self.dense6_1(self.features(x))
-
     @staticmethod
     def rotation(sixd: torch.Tensor) -> torch.Tensor:
         return sixd_to_matrix(sixd)

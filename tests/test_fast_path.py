@@ -5,8 +5,6 @@ against full detection on the same frame, and merging R-Net's duplicate boxes ag
 plain stage. Timings are the `bench` command's job, never a test's.
 """
 
-import csv
-
 import cv2
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from monitor.cascade import Cascade, iou
 from monitor.config import Config
 from monitor.driver import DriverFinder
 from monitor.fpnet import DEFAULT_WEIGHTS
+from monitor.training.evaluate import evaluate_folder
 from tests.shared import DATA, needs_shared
 
 needs_weights = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="weights/fpnet.pt is not trained yet")
@@ -42,26 +41,13 @@ def test_tracked_frames_agree_with_full_detection():
     assert np.mean(differences, axis=0).max() < 2.0     # degrees; full detection itself jitters about 1
 
 
-def _mae(cascade: Cascade) -> tuple[int, float]:
-    with (DATA / "aflw2000_sample" / "labels.csv").open() as fh:
-        labels = list(csv.DictReader(fh))
-    errors = []
-    for row in labels:
-        faces = cascade.detect(cv2.imread(str(DATA / "aflw2000_sample" / row["image"])))
-        if faces:
-            face = max(faces, key=lambda f: f.size)
-            errors.append([abs(face.yaw - float(row["yaw_deg"])), abs(face.pitch - float(row["pitch_deg"])),
-                           abs(face.roll - float(row["roll_deg"]))])
-    return len(errors), float(np.mean(errors))
-
-
 @needs_shared
 @needs_weights
 def test_merging_rnet_duplicates_keeps_faces_and_accuracy():
-    plain = Cascade(Config().replace("cascade", rnet_merge_iou=1.0).cascade)
-    merged = Cascade(Config().cascade)
-    assert merged.settings.rnet_merge_iou < 1.0
-    found_plain, mae_plain = _mae(plain)
-    found_merged, mae_merged = _mae(merged)
-    assert found_plain == found_merged == 16
-    assert abs(mae_merged - mae_plain) < 0.25
+    folder = DATA / "aflw2000_sample"
+    merged_settings = Config().cascade
+    assert merged_settings.rnet_merge_iou < 1.0
+    plain = evaluate_folder(folder, Config().replace("cascade", rnet_merge_iou=1.0).cascade)
+    merged = evaluate_folder(folder, merged_settings)
+    assert plain["detected"] == merged["detected"] == 16
+    assert abs(merged["fpnet"]["mean"] - plain["fpnet"]["mean"]) < 0.25

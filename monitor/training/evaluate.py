@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from monitor.capture import IMAGE_SUFFIXES
 from monitor.cascade import Cascade
 from monitor.config import CascadeSettings, TrainingSettings
 from monitor.fpnet import DEFAULT_WEIGHTS
@@ -21,7 +22,6 @@ from monitor.training.datasets import read_faces
 
 ANGLES = ("yaw", "pitch", "roll")
 LEFT_CLASSES, FRONTAL_CLASS, RIGHT_CLASSES = (1, 2), 3, (4, 5)   # MTFL; left = toward the image left = yaw > 0
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 MTFL_SOURCES = ("net_7876", "lfw")
 DECIMALS = 3
 
