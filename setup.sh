@@ -3,6 +3,8 @@
 #   ./setup.sh            run-time packages
 #   ./setup.sh --test     plus the test tools
 #   ./setup.sh --train    plus the training extras (onnxruntime)
+#   ./setup.sh --mesh     also ./.venv-mesh: MediaPipe's face mesh for `train profile`, kept apart because
+#                         mediapipe 0.10.21 needs numpy<2 and protobuf<5 and brings its own OpenCV and jax
 # System packages (Debian/Ubuntu): a C compiler and the ALSA headers (simpleaudio builds from source)
 # and the libraries Qt needs. They are installed when this runs as root or with password-less sudo;
 # otherwise the script stops and prints the exact command to run.
@@ -10,11 +12,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 EXTRAS=()
+MESH=0
 for arg in "$@"; do
   case "$arg" in
     --test) EXTRAS+=(test) ;;
     --train) EXTRAS+=(train) ;;
-    *) echo "setup.sh: unknown option $arg (allowed: --test --train)" >&2; exit 2 ;;
+    --mesh) MESH=1 ;;
+    *) echo "setup.sh: unknown option $arg (allowed: --test --train --mesh)" >&2; exit 2 ;;
   esac
 done
 
@@ -53,3 +57,9 @@ spec="."
 if [ ${#EXTRAS[@]} -gt 0 ]; then spec=".[$(IFS=,; echo "${EXTRAS[*]}")]"; fi
 .venv/bin/python -m pip install -q -e "$spec"
 .venv/bin/python -c "import torch, cv2, facenet_pytorch, PyQt6.QtWidgets, simpleaudio; print('setup.sh: ready (.venv)')"
+if [ "$MESH" -eq 1 ]; then
+  # Only what monitor/training/facemesh.py imports: mediapipe (which brings numpy<2 and opencv-contrib-python).
+  "$PYTHON" -m venv .venv-mesh
+  .venv-mesh/bin/python -m pip install -q "mediapipe==0.10.21"
+  .venv-mesh/bin/python -c "import mediapipe.solutions.face_mesh; print('setup.sh: ready (.venv-mesh)')"
+fi

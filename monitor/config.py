@@ -186,6 +186,42 @@ class TrainingSettings:
     yaw_band_deg: float = setting(15.0, 1.0, 90.0, "width of the |yaw| and pitch bands that are balanced")
     max_band_weight: float = setting(12.0, 1.0, 100.0,
                                      "faces of rare |yaw| and pitch bands are over-sampled by up to this factor")
+    profile_mesh_context: float = setting(1.6, 1.0, 4.0, "face mesh: MediaPipe sees a square this many face-box "
+                                          "sides wide around the face")
+    profile_mesh_min_side: int = setting(256, 64, 2048, "face mesh: smaller windows are enlarged to this many px")
+    profile_views_per_face: int = setting(1, 0, 20, "large-pose views synthesized from each usable real face")
+    profile_max_source_yaw_deg: float = setting(35.0, 0.0, 90.0,
+                                                "only faces turned less than this are profiled (warps degrade)")
+    profile_min_yaw_deg: float = setting(20.0, 0.0, 90.0, "synthesized |yaw| is drawn from this ...")
+    profile_max_yaw_deg: float = setting(80.0, 0.0, 89.0, "... to this")
+    profile_pitch_prob: float = setting(0.4, 0.0, 1.0, "share of synthesized views whose pitch is changed too")
+    profile_min_pitch_deg: float = setting(-50.0, -89.0, 0.0, "their pitch is drawn from this (looking down) ...")
+    profile_max_pitch_deg: float = setting(30.0, 0.0, 89.0, "... to this (looking up)")
+    profile_pivot_depth: float = setting(0.35, 0.0, 2.0,
+                                         "the head turns about a point this many face widths behind the mesh")
+    profile_outline_scale: float = setting(1.4, 1.05, 3.0,
+                                           "the still head outline, in face-mesh radii; the band inside it "
+                                           "stretches over the side that comes into view")
+    profile_window_scale: float = setting(2.2, 1.5, 5.0, "a synthesized image spans this many face sides")
+    profile_depth_scale: float = setting(1.3, 0.5, 3.0,
+                                         "MediaPipe's depth is stretched by this before a turn: at 1.0 the "
+                                         "teachers read 20 and 40 deg turns as 0.8 of that, at 1.3 as 0.98-1.0 "
+                                         "(measured on training faces)")
+    profile_teacher_reliable_yaw_deg: float = setting(70.0, 0.0, 90.0,
+                                                      "the teachers check a synthesized label only up to this |yaw|")
+    profile_teacher_check_deg: float = setting(10.0, 1.0, 180.0,
+                                               "a synthesized face is dropped when the teachers differ from its "
+                                               "exact label by more than this")
+    sweep_max_source_yaw_deg: float = setting(10.0, 0.0, 45.0,
+                                              "`train sweep` turns held-out faces whose yaw and pitch are within this")
+
+    def check(self) -> None:
+        """Ranges given as two keys must not be empty."""
+        for lo, hi in (("negative_iou", "part_iou"), ("part_iou", "positive_iou"),
+                       ("profile_min_yaw_deg", "profile_max_yaw_deg")):
+            if getattr(self, lo) > getattr(self, hi):
+                raise ConfigError(f"training.{lo} = {getattr(self, lo)} must not exceed "
+                                  f"training.{hi} = {getattr(self, hi)}")
 
 
 @dataclass

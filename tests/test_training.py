@@ -220,7 +220,7 @@ def _synthetic_samples(n: int = 48) -> Samples:
     rot = np.stack([euler_to_matrix(y, 0, 0) for y in yaw]).astype(np.float32)
     return Samples(crops, kind, np.zeros((n, 4), np.float32), np.tile(np.linspace(0.3, 0.7, 10), (n, 1)),
                    rot, np.stack([yaw, 0 * yaw, 0 * yaw], 1).astype(np.float32), kind == POSITIVE,
-                   np.arange(n) % 4 == 0)
+                   np.arange(n) % 4 == 0, np.zeros(n, bool))
 
 
 def test_training_steps_lower_the_loss():

@@ -15,7 +15,7 @@ from monitor.config import Config
 
 log = logging.getLogger("monitor")
 SHARED = Path(__file__).resolve().parents[3] / "shared"
-STEPS = ("mine", "label", "train", "all", "mtfl-val")
+STEPS = ("mine", "label", "profile", "train", "all", "sweep", "mtfl-val")
 EXIT_OK, EXIT_USAGE, EXIT_INPUT = 0, 2, 3
 DEFAULT_THREADS = 2
 
@@ -23,8 +23,10 @@ DEFAULT_THREADS = 2
 def register(sub: argparse._SubParsersAction) -> dict:
     t = sub.add_parser("train", help="FPNet distillation steps (needs the `train` extra: onnxruntime)")
     t.add_argument("step", choices=STEPS,
-                   help="mine: crops with P-Net/R-Net/O-Net; label: teacher poses; train: fit FPNet; "
-                        "all: the three in order; mtfl-val: write a labels folder of MTFL validation images")
+                   help="mine: crops with P-Net/R-Net/O-Net; label: teacher poses; profile: large-pose views "
+                        "synthesized from the labelled faces (needs ./setup.sh --mesh); train: fit FPNet; "
+                        "all: mine, label and train in order; sweep: held-out faces turned to known yaws, as an "
+                        "eval-pose folder; mtfl-val: write a labels folder of MTFL validation images")
     t.add_argument("--work", type=Path, help="work folder, outside the repository "
                                              "(default ~/.cache/driver-monitor/train)")
     t.add_argument("--data", type=Path, default=SHARED / "data", help="data folder (default ../shared/data)")
@@ -45,12 +47,27 @@ def register(sub: argparse._SubParsersAction) -> dict:
     t.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
     t.add_argument("--init", type=Path, help="start from this FPNet state dict instead of O-Net")
     t.add_argument("--export", type=Path, help="after training, write the best model's state dict here")
+    t.add_argument("--mesh-python", type=Path, help="python of the MediaPipe environment for `profile` "
+                                                    "(default .venv-mesh/bin/python, made by ./setup.sh --mesh)")
+    t.add_argument("--sweep-faces", type=int, default=40, help="sweep: held-out faces to turn (default 40)")
+    t.add_argument("--sweep-step", type=float, default=5.0, help="sweep: yaw step in degrees (default 5)")
+    t.add_argument("--sweep-max", type=float, default=75.0, help="sweep: largest |yaw| in degrees (default 75)")
 
-    e = sub.add_parser("eval-pose", help="full-cascade head-pose accuracy on a labelled image folder (JSON)")
-    e.add_argument("--data", type=Path, required=True,
-                   help="folder of images with labels.csv (image,yaw_deg,pitch_deg,roll_deg[,pose_class])")
-    e.add_argument("--teachers", type=Path, help="also score the teacher ensemble on the same detected faces")
+    e = sub.add_parser("eval-pose", help="head-pose accuracy: full cascade on a labelled image folder, or a "
+                                         "recorded session against the teachers (JSON)")
+    what = e.add_mutually_exclusive_group(required=True)
+    what.add_argument("--data", type=Path,
+                      help="folder of images with labels.csv (image,yaw_deg,pitch_deg,roll_deg[,pose_class])")
+    what.add_argument("--session", type=Path, metavar="DIR",
+                      help="a `headless --record` session: its FPNet angles against the teachers on the same "
+                           "frames and boxes (needs --teachers)")
+    e.add_argument("--teachers", type=Path, help="also score the teacher ensemble on the same detected faces "
+                                                 "(with --session: the reference)")
     e.add_argument("--per-image", type=Path, metavar="FILE.csv", help="write each image's predictions here")
+    e.add_argument("--video", type=Path, help="with --session: the session's source video, read frame by frame "
+                                              "(default: the session's own video.avi, which is lossy MJPG)")
+    e.add_argument("--per-frame", type=Path, metavar="FILE.csv",
+                   help="with --session: write each compared frame's angles here")
     e.add_argument("--weights", type=Path, help="FPNet weights (default weights/fpnet.pt)")
     e.add_argument("--config", type=Path, help="configuration TOML (cascade settings)")
     return {"train": cmd_train, "eval-pose": cmd_eval_pose}
@@ -82,6 +99,15 @@ def cmd_train(args: argparse.Namespace, config: Config | None) -> int:
         run_mine(work, args.data, settings)
     if args.step in ("label", "all"):
         run_label(work, args.data, args.teachers, settings)
+    if args.step == "profile":
+        from monitor.training.profile import DEFAULT_MESH_PYTHON, ProfileError, run_profile
+
+        try:
+            print(json.dumps(run_profile(work, args.data, args.teachers, settings,
+                                         args.mesh_python or DEFAULT_MESH_PYTHON)))
+        except (ProfileError, FileNotFoundError) as exc:
+            log.error("%s", exc)
+            return EXIT_INPUT
     if args.step in ("train", "all"):
         from monitor.training.train import train_run
 
@@ -92,6 +118,16 @@ def cmd_train(args: argparse.Namespace, config: Config | None) -> int:
             log.error("%s", exc)
             return EXIT_USAGE
         print(json.dumps(result))
+    if args.step == "sweep":
+        from monitor.training.profile import ProfileError, run_sweep
+
+        try:
+            folder = run_sweep(work, args.data, args.teachers, settings, work / "sweep", args.sweep_faces,
+                               args.sweep_step, args.sweep_max)
+        except (ProfileError, FileNotFoundError) as exc:
+            log.error("%s", exc)
+            return EXIT_INPUT
+        print(json.dumps({"folder": str(folder)}))
     if args.step == "mtfl-val":
         from monitor.training.evaluate import write_mtfl_validation
 
@@ -103,11 +139,40 @@ def cmd_train(args: argparse.Namespace, config: Config | None) -> int:
 def cmd_eval_pose(args: argparse.Namespace, config: Config | None) -> int:
     from monitor.training.evaluate import EvalError, evaluate_folder
 
+    config = config or Config()
+    misplaced = _misplaced_eval_options(args)
+    if misplaced:
+        log.error("%s", misplaced)
+        return EXIT_USAGE
     try:
-        result = evaluate_folder(args.data, (config or Config()).cascade, weights=args.weights,
-                                 teachers=args.teachers, per_image=args.per_image)
+        if args.session is not None:
+            result = _compare_session(args, config)
+        else:
+            result = evaluate_folder(args.data, config.cascade, weights=args.weights,
+                                     teachers=args.teachers, per_image=args.per_image)
     except EvalError as exc:
         log.error("%s", exc)
         return EXIT_INPUT
     print(json.dumps(result))
     return EXIT_OK
+
+
+def _misplaced_eval_options(args: argparse.Namespace) -> str | None:
+    """The options that belong to the other eval-pose mode, as a message; None if all fit."""
+    if args.session is not None:
+        if args.teachers is None:
+            return "eval-pose --session needs --teachers DIR: the teachers are the reference"
+        wrong = {"--per-image": args.per_image, "--weights": args.weights}
+        mode = "--session (the angles are the recorded ones)"
+    else:
+        wrong = {"--video": args.video, "--per-frame": args.per_frame}
+        mode = "--data (they are for --session)"
+    given = [name for name, value in wrong.items() if value is not None]
+    return f"{', '.join(given)} cannot be used with {mode}" if given else None
+
+
+def _compare_session(args: argparse.Namespace, config: Config) -> dict:
+    from monitor.training.video_compare import compare_session, ensemble_teacher
+
+    return compare_session(args.session, lambda: ensemble_teacher(args.teachers), video=args.video,
+                           settings=config.capture, per_frame=args.per_frame)

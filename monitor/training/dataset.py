@@ -25,6 +25,7 @@ class Samples:
     angles: np.ndarray      # (N, 3) fused yaw, pitch, roll (0 where there is none)
     pose_ok: np.ndarray     # (N,) a positive whose teachers agree
     validation: np.ndarray  # (N,)
+    synthetic: np.ndarray   # (N,) from a view `train profile` turned
 
     def subset(self, mask: np.ndarray) -> "Samples":
         return Samples(**{k: v[mask] for k, v in self.__dict__.items()})
@@ -42,17 +43,22 @@ def load_samples(work: Path, settings: TrainingSettings) -> Samples:
         rot = np.tile(np.eye(3, dtype=np.float32), (n, 1, 1))
         angles = np.zeros((n, 3), np.float32)
         ok = np.zeros(n, bool)
-        if path.name.startswith("face_"):
+        synthetic = path.name.startswith("synth_")
+        if path.name.startswith("face_") or synthetic:
             label_path = work / "label" / path.name
             if not label_path.exists():
-                raise FileNotFoundError(f"{label_path} is missing: run `train label` first")
+                raise FileNotFoundError(f"{label_path} is missing: run `train {'profile' if synthetic else 'label'}`")
             label = load_npz(label_path)
             face = chunk["face"]
             face_rot = np.stack([euler_to_matrix(*a) for a in label["angles"]]).astype(np.float32)
             rot, angles = face_rot[face], label["angles"][face]
-            ok = (chunk["kind"] == POSITIVE) & (label["disagreement"][face] <= settings.max_disagreement_deg)
+            if synthetic:   # exact labels; the teachers only vet them where they are reliable
+                trusted = ~label["teacher_reliable"] | (label["teacher_gap"] <= settings.profile_teacher_check_deg)
+            else:
+                trusted = label["disagreement"] <= settings.max_disagreement_deg
+            ok = (chunk["kind"] == POSITIVE) & trusted[face]
         parts.append(Samples(chunk["crops"], chunk["kind"], chunk["box_reg"], chunk["landmarks"], rot, angles,
-                             ok, chunk["validation"]))
+                             ok, chunk["validation"], np.full(n, synthetic)))
     if not parts:
         raise FileNotFoundError(f"no mined chunks in {work / 'mine'}: run `train mine` first")
     return Samples(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in parts[0].__dict__})

@@ -24,6 +24,16 @@ ANGLES = ("yaw", "pitch", "roll")
 LEFT_CLASSES, FRONTAL_CLASS, RIGHT_CLASSES = (1, 2), 3, (4, 5)   # MTFL; left = toward the image left = yaw > 0
 MTFL_SOURCES = ("net_7876", "lfw")
 DECIMALS = 3
+# Error by |yaw| band. 30 deg is where a turn starts to count as looking away (the default
+# attention.yaw_away_deg, and issue 8's threshold); 60 deg is about where the real training faces
+# run out. The top band keeps its upper edge; faces turned past profile (> 90 deg) are in no band,
+# only in the ">= 30" aggregate.
+YAW_BANDS_DEG = (0.0, 30.0, 60.0, 90.0)
+LARGE_YAW_DEG = YAW_BANDS_DEG[1]
+# Monotonicity of yaw (issue 8: "monotonic and unsaturated up to 75 deg"): a straight-line fit of
+# predicted against true |yaw| up to FIT_MAX_YAW_DEG, and the mean prediction per FIT_BAND_DEG band.
+FIT_MAX_YAW_DEG = 75.0
+FIT_BAND_DEG = 15.0
 
 
 class EvalError(ValueError):
@@ -63,6 +73,51 @@ def mae(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         return {a: None for a in (*ANGLES, "mean")}
     err = np.abs(np.asarray(pred) - np.asarray(truth)).mean(axis=0)
     return {**{a: round(float(e), DECIMALS) for a, e in zip(ANGLES, err)}, "mean": round(float(err.mean()), DECIMALS)}
+
+
+def yaw_bands(abs_yaw: np.ndarray, edges: tuple[float, ...] = YAW_BANDS_DEG) -> list[tuple[str, np.ndarray]]:
+    """(name, mask) per band of `edges`: [lo, hi), except the last, which includes hi."""
+    out = []
+    for i, (lo, hi) in enumerate(zip(edges, edges[1:])):
+        upper = abs_yaw <= hi if i == len(edges) - 2 else abs_yaw < hi
+        out.append((f"{lo:g}-{hi:g}", (abs_yaw >= lo) & upper))
+    return out
+
+
+def errors_by_yaw(truth: np.ndarray, preds: dict[str, np.ndarray], count_key: str = "faces") -> dict:
+    """MAE of each prediction per |true yaw| band, and over all faces with |yaw| >= LARGE_YAW_DEG:
+    a mean over every face hides the turned heads, which are few but are what alerts depend on."""
+    truth = np.asarray(truth, dtype=float).reshape(-1, 3)
+    preds = {k: np.asarray(p, dtype=float).reshape(-1, 3) for k, p in preds.items()}
+    abs_yaw = np.abs(truth[:, 0])
+
+    def scores(mask: np.ndarray) -> dict:
+        return {count_key: int(mask.sum()), **{k: mae(p[mask], truth[mask]) for k, p in preds.items()}}
+
+    return {"bands": {name: scores(mask) for name, mask in yaw_bands(abs_yaw)},
+            "large": scores(abs_yaw >= LARGE_YAW_DEG)}
+
+
+def yaw_fit(true_yaw: np.ndarray, pred_yaw: np.ndarray) -> dict:
+    """How predicted yaw follows true yaw, both directions folded into one (x = |true|, y = predicted
+    with the true sign removed; a true 0 counts as positive). Slope 1 and intercept 0 is perfect; a
+    slope well below 1, or band means that stop rising, is the under-stated, saturating yaw that
+    would miss a looking-away alert."""
+    true_yaw, pred_yaw = np.asarray(true_yaw, dtype=float), np.asarray(pred_yaw, dtype=float)
+    keep = np.abs(true_yaw) <= FIT_MAX_YAW_DEG
+    x = np.abs(true_yaw[keep])
+    y = pred_yaw[keep] * np.where(true_yaw[keep] < 0, -1.0, 1.0)
+    slope = intercept = None
+    if len(np.unique(x)) >= 2:
+        slope, intercept = (round(float(v), DECIMALS) for v in np.polyfit(x, y, 1))
+    edges = tuple(np.arange(0.0, FIT_MAX_YAW_DEG + FIT_BAND_DEG / 2, FIT_BAND_DEG))
+    band_means = [{"band": name, "faces": int(mask.sum()),
+                   "mean": round(float(y[mask].mean()), DECIMALS) if mask.any() else None}
+                  for name, mask in yaw_bands(x, edges)]
+    means = [b["mean"] for b in band_means if b["mean"] is not None]
+    monotonic = bool(np.all(np.diff(means) > 0)) if len(means) >= 2 else None
+    return {"faces": int(keep.sum()), "slope": slope, "intercept": intercept,
+            "band_means": band_means, "monotonic": monotonic}
 
 
 def yaw_direction(yaws: list[float], classes: list[int]) -> dict:
@@ -113,6 +168,7 @@ def evaluate_folder(folder: Path, settings: CascadeSettings, weights: Path | Non
         summary["fpnet"] = mae([r["fpnet"] for r in with_label], [r["label"] for r in with_label])
         if ensemble is not None:
             summary["teachers"] = mae([r["teacher"] for r in with_label], [r["label"] for r in with_label])
+        summary.update(_yaw_summary(with_label, ensemble is not None))
     elif ensemble is not None:
         summary["agreement"] = mae([r["fpnet"] for r in found], [r["teacher"] for r in found])
     with_class = [r for r in found if "pose_class" in r]
@@ -124,6 +180,20 @@ def evaluate_folder(folder: Path, settings: CascadeSettings, weights: Path | Non
     if per_image is not None:
         write_per_image(Path(per_image), results)
     return summary
+
+
+def _yaw_summary(with_label: list[dict], teachers: bool) -> dict:
+    """The per-band and fit keys of a labelled folder's summary."""
+    truth = np.array([r["label"] for r in with_label]).reshape(-1, 3)
+    preds = {"fpnet": np.array([r["fpnet"] for r in with_label]).reshape(-1, 3)}
+    if teachers:
+        preds["teachers"] = np.array([r["teacher"] for r in with_label]).reshape(-1, 3)
+    by_yaw = errors_by_yaw(truth, preds)
+    out = {"yaw_bands": by_yaw["bands"], "yaw_30_plus": by_yaw["large"],
+           "yaw_fit": yaw_fit(truth[:, 0], preds["fpnet"][:, 0])}
+    if teachers:
+        out["yaw_fit_teachers"] = yaw_fit(truth[:, 0], preds["teachers"][:, 0])
+    return out
 
 
 def write_per_image(path: Path, results: list[dict]) -> None:

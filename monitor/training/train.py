@@ -27,8 +27,8 @@ from monitor.training.mining import NEGATIVE, POSITIVE
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ("epoch", "lr", "batches", "loss", "face", "box", "landmark", "rotation",
-              "val_yaw", "val_pitch", "val_roll", "val_mean", "val_face_recall", "val_false_positive",
-              "val_landmark_rmse")
+              "val_yaw", "val_pitch", "val_roll", "val_mean", "val_real_mean", "val_synth_mean",
+              "val_face_recall", "val_false_positive", "val_landmark_rmse")
 EVAL_BATCH = 512
 
 
@@ -50,8 +50,12 @@ def validate(net: FPNet, views: torch.Tensor, samples: Samples) -> dict[str, flo
     threshold = CascadeSettings().fpnet_threshold
     pos, neg, pose = samples.kind == POSITIVE, samples.kind == NEGATIVE, samples.pose_ok
     pred = np.array([matrix_to_euler(r) for r in rot[pose]]).reshape(-1, 3)
-    err = np.abs(pred - samples.angles[pose]).mean(axis=0) if pose.any() else np.full(3, np.nan)
+    abs_err = np.abs(pred - samples.angles[pose])
+    err = abs_err.mean(axis=0) if pose.any() else np.full(3, np.nan)
+    synth = samples.synthetic[pose]
     return {"val_yaw": err[0], "val_pitch": err[1], "val_roll": err[2], "val_mean": float(err.mean()),
+            "val_real_mean": float(abs_err[~synth].mean()) if (~synth).any() else None,
+            "val_synth_mean": float(abs_err[synth].mean()) if synth.any() else None,
             "val_face_recall": float((prob[pos] > threshold).mean()),
             "val_false_positive": float((prob[neg] > threshold).mean()),
             "val_landmark_rmse": float(np.sqrt(((lm[pos] - samples.landmarks[pos]) ** 2).mean()))}
@@ -115,7 +119,7 @@ def train_run(work: Path, name: str, settings: TrainingSettings, resume: bool = 
         torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "rng": rng.bit_generator.state,
                     "torch_rng": torch.get_rng_state(), "epoch": epoch, "best": best}, last.with_suffix(".tmp"))
         last.with_suffix(".tmp").replace(last)
-        log.info("epoch %d: %s", epoch, {k: round(float(v), 4) for k, v in row.items()})
+        log.info("epoch %d: %s", epoch, {k: round(float(v), 4) for k, v in row.items() if v is not None})
     if export is not None:
         export.parent.mkdir(parents=True, exist_ok=True)
         torch.save(torch.load(best_path, map_location="cpu", weights_only=True), export)
