@@ -12,7 +12,7 @@ Images are OpenCV BGR uint8 arrays; the networks take BGR pixels directly (see `
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from monitor.config import CascadeSettings
-from monitor.fpnet import DEFAULT_WEIGHTS, INPUT_SIZE as FPNET_SIZE, FPNet, load_fpnet
+from monitor.fpnet import DEFAULT_WEIGHTS, INPUT_SIZE as FPNET_SIZE, FPNet, InferenceFPNet, load_fpnet
 from monitor.nets import PNet, RNet, load_pretrained
 from monitor.rotation import matrix_to_euler
 
@@ -53,6 +53,80 @@ class Face:
         return float(np.sqrt(max(self.box[2] - self.box[0], 0) * max(self.box[3] - self.box[1], 0)))
 
 
+@dataclass(frozen=True)
+class Mosaic:
+    """Where each pyramid level sits in the one image P-Net sees, and which P-Net cell is whose."""
+    width: int
+    height: int
+    scales: np.ndarray                 # (L,) float32, largest level first
+    sizes: list[tuple[int, int]]       # (w, h) of each level
+    offsets: list[tuple[int, int]]     # (x, y) of each level's top-left corner, both even
+    first_level: int                   # pyramid index of the first level here
+    cell_level: np.ndarray = field(repr=False, compare=False)   # level of each P-Net cell, -1 for none
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @staticmethod
+    def pack(scales: list[float], sizes: list[tuple[int, int]], first_level: int = 0) -> Mosaic:
+        """First-fit columns as tall as the largest level.
+
+        Offsets are even so that every level keeps P-Net's stride-2 cell grid, and each level
+        keeps a free pixel to its right and below (the only pixel an edge cell may read past it).
+        """
+        columns: list[list[int]] = []   # [x, width, used height]
+        offsets = []
+        height = _footprint(sizes[0][1])
+        for w, h in sizes:
+            fw, fh = _footprint(w), _footprint(h)
+            column = next((c for c in columns if c[1] >= fw and c[2] + fh <= height), None)
+            if column is None:
+                column = [sum(c[1] for c in columns), fw, 0]
+                columns.append(column)
+            offsets.append((column[0], column[2]))
+            column[2] += fh
+        width = sum(c[1] for c in columns)
+        cell_level = np.full((pnet_cells(height), pnet_cells(width)), -1, np.int64)
+        for level, ((x, y), (w, h)) in enumerate(zip(offsets, sizes)):
+            cell_level[y // PNET_STRIDE:y // PNET_STRIDE + pnet_cells(h),
+                       x // PNET_STRIDE:x // PNET_STRIDE + pnet_cells(w)] = level
+        return Mosaic(width, height, np.array(scales, np.float32), list(sizes), offsets, first_level, cell_level)
+
+    def proposals(self, reg: np.ndarray, prob: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """((K, 9) boxes [x1, y1, x2, y2, score, reg0..reg3] in image pixels, (K,) their pyramid
+        levels) for the cells above threshold that lie on a level, in each level's row-major order."""
+        ys, xs = np.nonzero(prob >= threshold)
+        level = self.cell_level[ys, xs]
+        on_level = level >= 0
+        ys, xs, level = ys[on_level], xs[on_level], level[on_level]
+        origins = np.array(self.offsets, np.int64) // PNET_STRIDE
+        cells = (np.stack([xs, ys], axis=1) - origins[level]).astype(np.float32)
+        scale = self.scales[level][:, None]
+        q1 = np.floor((PNET_STRIDE * cells + 1) / scale)
+        q2 = np.floor((PNET_STRIDE * cells + PNET_CELL) / scale)
+        boxes = np.concatenate([q1, q2, prob[ys, xs][:, None], reg[:, ys, xs].T], axis=1).astype(np.float32)
+        return boxes, level + self.first_level
+
+
+def pack_pyramid(scales: list[float], sizes: list[tuple[int, int]], max_pixels: int) -> list[Mosaic]:
+    """Consecutive levels packed into mosaics of at most max_pixels (a larger level stays alone)."""
+    mosaics: list[Mosaic] = []
+    start = 0
+    while start < len(sizes):
+        end = start + 1
+        while end < len(sizes) and Mosaic.pack(scales[start:end + 1], sizes[start:end + 1]).pixels <= max_pixels:
+            end += 1
+        mosaics.append(Mosaic.pack(scales[start:end], sizes[start:end], start))
+        start = end
+    return mosaics
+
+
+def _footprint(side: int) -> int:
+    """A level's side plus at least one free pixel, rounded up to even."""
+    return side + 2 - side % 2
+
+
 class Cascade:
     def __init__(self, settings: CascadeSettings | None = None,
                  fpnet_weights: Path | None = DEFAULT_WEIGHTS) -> None:
@@ -61,7 +135,8 @@ class Cascade:
         self.pnet = load_pretrained(PNet(), "pnet").to(memory_format=torch.channels_last)
         self.rnet = load_pretrained(RNet(), "rnet").to(memory_format=torch.channels_last)
         fpnet, self.pose_trained = load_fpnet(fpnet_weights)
-        self.fpnet = fpnet.to(memory_format=torch.channels_last)
+        self.fpnet = InferenceFPNet(fpnet).to(memory_format=torch.channels_last)
+        self._packed: dict[tuple[int, int], list[Mosaic]] = {}
 
     @torch.inference_mode()
     def detect(self, image: np.ndarray) -> list[Face]:
@@ -87,22 +162,48 @@ class Cascade:
         return scales
 
     def pnet_stage(self, image: np.ndarray) -> np.ndarray:
-        """Squared P-Net proposals over the image pyramid (the only stage that sees the whole frame)."""
+        """Squared P-Net proposals over the image pyramid (the only stage that sees the whole frame).
+
+        Pyramid levels are packed into mosaics and P-Net runs once per mosaic: on a small level a
+        network call cost mostly its fixed overhead. A mosaic stays under `mosaic_max_px`, past
+        which the CPU cache no longer holds a call's activations. Only the cells that lie on one
+        level are read back.
+        """
         h, w = image.shape[:2]
-        found = []
-        level = image
-        for scale in self.pyramid_scales(h, w):
-            # Each level is shrunk from the previous one: area-averaging the full frame every time
-            # cost more than P-Net itself.
-            level = cv2.resize(level, (int(w * scale + 1), int(h * scale + 1)), interpolation=cv2.INTER_AREA)
-            reg, prob = self.pnet(to_tensor(level[None]))
-            boxes = _pnet_boxes(reg[0].numpy(), prob[0].numpy(), scale, self.settings.pnet_threshold)
-            found.append(boxes[nms(boxes[:, :4], boxes[:, 4], NMS_PER_SCALE)])
-        boxes = np.concatenate(found) if found else np.zeros((0, 9), np.float32)
+        mosaics = self._mosaics(h, w)
+        if not mosaics:
+            return np.zeros((0, 4), np.float32)
+        found, found_levels, level = [], [], image
+        for mosaic in mosaics:
+            canvas = np.zeros((mosaic.height, mosaic.width, 3), np.uint8)
+            for (x0, y0), (lw, lh) in zip(mosaic.offsets, mosaic.sizes):
+                # Each level is shrunk from the previous one: area-averaging the full frame every
+                # time cost more than P-Net itself.
+                level = cv2.resize(level, (lw, lh), interpolation=cv2.INTER_AREA)
+                canvas[y0:y0 + lh + 1, x0:x0 + lw + 1] = cv2.copyMakeBorder(level, 0, 1, 0, 1,
+                                                                            cv2.BORDER_REPLICATE)
+            reg, prob = self.pnet(to_tensor(canvas[None]))
+            boxes, levels = mosaic.proposals(reg[0].numpy(), prob[0].numpy(), self.settings.pnet_threshold)
+            found.append(boxes)
+            found_levels.append(levels)
+        boxes, levels = np.concatenate(found), np.concatenate(found_levels)
+        # NMS within each level, all levels in one call: shifted apart by more than the image's
+        # extent, boxes of two levels never overlap. Then level by level, as per-level calls gave.
+        apart = boxes[:, :4] + (levels * 2 * max(h, w)).astype(np.float32)[:, None]
+        keep = nms(apart, boxes[:, 4], NMS_PER_SCALE)
+        boxes = boxes[keep[np.argsort(levels[keep], kind="stable")]]
         boxes = boxes[nms(boxes[:, :4], boxes[:, 4], NMS_ACROSS_SCALES)]
         # P-Net's regression is relative to the box size without the +1 (as in facenet-pytorch).
         size = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]] * 2, axis=1)
         return square(boxes[:, :4] + boxes[:, 5:9] * size)
+
+    def _mosaics(self, height: int, width: int) -> list[Mosaic]:
+        key = (height, width)
+        if key not in self._packed:
+            scales = self.pyramid_scales(height, width)
+            sizes = [(int(width * s + 1), int(height * s + 1)) for s in scales]
+            self._packed[key] = pack_pyramid(scales, sizes, self.settings.mosaic_max_px)
+        return self._packed[key]
 
     def rnet_stage(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(squared, regressed R-Net boxes, their R-Net probabilities): exactly what FPNet is given."""
@@ -129,7 +230,7 @@ class Cascade:
         wh = (boxes[:, 2:4] - boxes[:, 0:2] + 1)[:, None, :]
         landmarks = np.stack([lm[:, :5], lm[:, 5:]], axis=2) * wh + boxes[:, None, 0:2] - 1
         final = regress(boxes, out.box_reg.numpy()[keep])
-        rotations = FPNet.rotation(out.sixd[torch.from_numpy(keep)]).numpy() if self.pose_trained else None
+        rotations = FPNet.rotation(out.sixd).numpy()[keep] if self.pose_trained else None
         faces = []
         for i in nms(final, scores, NMS_FINAL, mode="min"):
             face = Face(box=final[i], score=float(scores[i]), landmarks=landmarks[i],
@@ -148,13 +249,9 @@ def to_tensor(batch: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(batch.astype(np.float32)).permute(0, 3, 1, 2)
 
 
-def _pnet_boxes(reg: np.ndarray, prob: np.ndarray, scale: float, threshold: float) -> np.ndarray:
-    """(K, 9) boxes [x1, y1, x2, y2, score, reg0..reg3] in image pixels for cells above threshold."""
-    ys, xs = np.nonzero(prob >= threshold)
-    cells = np.stack([xs, ys], axis=1).astype(np.float32)
-    q1 = np.floor((PNET_STRIDE * cells + 1) / scale)
-    q2 = np.floor((PNET_STRIDE * cells + PNET_CELL) / scale)
-    return np.concatenate([q1, q2, prob[ys, xs][:, None], reg[:, ys, xs].T], axis=1).astype(np.float32)
+def pnet_cells(side: int) -> int:
+    """P-Net output cells along an input side: 3x3 conv, 2x2 ceil-mode pool, two 3x3 convs."""
+    return (side - 1) // 2 - 4
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union") -> np.ndarray:
@@ -200,6 +297,9 @@ def crop_batch(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     for k, (x1, y1, x2, y2) in enumerate(np.trunc(boxes[:, :4]).astype(np.int64)):
         bw, bh = x2 - x1 + 1, y2 - y1 + 1
         if bw < 2 or bh < 2:
+            continue
+        if x1 >= 0 and y1 >= 0 and x2 < w and y2 < h:   # inside: resize a view, no padded copy
+            out[k] = cv2.resize(image[y1:y2 + 1, x1:x2 + 1], (size, size), interpolation=cv2.INTER_AREA)
             continue
         patch = np.zeros((bh, bw, 3), dtype=np.uint8)
         sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x2 + 1, w), min(y2 + 1, h)

@@ -55,6 +55,10 @@ class CascadeSettings:
     redetect_every_n_frames: int = setting(15, 1, 10000,
                                            "tracking mode runs full detection at least this often")
     threads: int = setting(1, 1, 64, "torch CPU threads for inference")
+    mosaic_max_px: int = setting(30000, 0, 10**7,
+                                 "P-Net runs once on pyramid levels packed into mosaics of at most this many "
+                                 "pixels (fewer calls; past the CPU cache a call gets slower per pixel; "
+                                 "0 = one call per level)")
 
 
 @dataclass

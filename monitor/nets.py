@@ -17,6 +17,7 @@ from torch import nn
 
 PIXEL_MEAN = 127.5
 PIXEL_SCALE = 0.0078125  # 1 / 128, MTCNN's input scaling
+SIMD_CHANNELS = 16       # AVX-512 float lanes: channels-last PReLU and max-pool vectorise over this many channels
 
 
 def facenet_weights(name: str) -> Path:
@@ -35,6 +36,28 @@ def fold_bgr_input(conv: nn.Conv2d) -> None:
     w = conv.weight.flip(1)
     conv.bias -= (w * PIXEL_MEAN * PIXEL_SCALE).sum(dim=(1, 2, 3))
     conv.weight.copy_(w * PIXEL_SCALE)
+
+
+@torch.no_grad()
+def pad_channels(conv: nn.Conv2d, prelu: nn.PReLU, following: nn.Conv2d, multiple: int = SIMD_CHANNELS) -> None:
+    """Give `conv` all-zero extra output channels up to a multiple of `multiple` (exact).
+
+    P-Net's first layer has 10 channels; in channels-last memory torch's PReLU and max-pool fall
+    back to a scalar loop for such a count, which made them cost as much as the convolutions.
+    The extra channels are 0 after the convolution, PReLU and pooling, and `following` gives them
+    zero weight, so the outputs do not change.
+    """
+    extra = -conv.out_channels % multiple
+    if not extra:
+        return
+    conv.weight = nn.Parameter(torch.cat([conv.weight, conv.weight.new_zeros(extra, *conv.weight.shape[1:])]))
+    conv.bias = nn.Parameter(torch.cat([conv.bias, conv.bias.new_zeros(extra)]))
+    conv.out_channels += extra
+    prelu.weight = nn.Parameter(torch.cat([prelu.weight, prelu.weight.new_zeros(extra)]))
+    prelu.num_parameters += extra
+    shape = (following.out_channels, extra, *following.weight.shape[2:])
+    following.weight = nn.Parameter(torch.cat([following.weight, following.weight.new_zeros(shape)], dim=1))
+    following.in_channels += extra
 
 
 class PNet(nn.Module):
@@ -90,7 +113,9 @@ class RNet(nn.Module):
 
 
 def load_pretrained(net: nn.Module, name: str) -> nn.Module:
-    """facenet-pytorch's weights, folded for BGR pixel input, in eval mode."""
+    """facenet-pytorch's weights, folded for BGR pixel input, in eval mode (P-Net channel-padded)."""
     net.load_state_dict(torch.load(facenet_weights(name), map_location="cpu", weights_only=True))
     fold_bgr_input(net.conv1)
+    if isinstance(net, PNet):
+        pad_channels(net.conv1, net.prelu1, net.conv2)
     return net.eval()

@@ -1,18 +1,22 @@
 """The speed levers must not change what the monitor measures (issue: CPU speed).
 
 Compared with the straightforward path on real frames: tracking (FPNet alone on a predicted crop)
-against full detection on the same frame, and merging R-Net's duplicate boxes against MTCNN's
-plain stage. Timings are the `bench` command's job, never a test's.
+against full detection on the same frame, merging R-Net's duplicate boxes against MTCNN's plain
+stage, the P-Net mosaics with a channel-padded P-Net against the plain P-Net run level by level,
+and the inference FPNet against FPNet. Timings are the `bench` command's job, never a test's.
 """
 
 import cv2
 import numpy as np
 import pytest
+import torch
 
-from monitor.cascade import Cascade, iou
-from monitor.config import Config
+from monitor.cascade import (NMS_ACROSS_SCALES, NMS_PER_SCALE, Cascade, Mosaic, iou, nms, pnet_cells, square,
+                             to_tensor)
+from monitor.config import CascadeSettings, Config
 from monitor.driver import DriverFinder
-from monitor.fpnet import DEFAULT_WEIGHTS
+from monitor.fpnet import DEFAULT_WEIGHTS, InferenceFPNet, from_onet, load_fpnet
+from monitor.nets import PNet, facenet_weights, fold_bgr_input, load_pretrained
 from monitor.training.evaluate import evaluate_folder
 from tests.shared import DATA, needs_shared
 
@@ -51,3 +55,128 @@ def test_merging_rnet_duplicates_keeps_faces_and_accuracy():
     merged = evaluate_folder(folder, merged_settings)
     assert plain["detected"] == merged["detected"] == 16
     assert abs(merged["fpnet"]["mean"] - plain["fpnet"]["mean"]) < 0.25
+
+
+class PerLevelCascade(Cascade):
+    """The straightforward P-Net stage: facenet-pytorch's unpadded P-Net, one call per pyramid level."""
+
+    def __init__(self, settings: CascadeSettings, **kwargs) -> None:
+        super().__init__(settings, **kwargs)
+        pnet = PNet()
+        pnet.load_state_dict(torch.load(facenet_weights("pnet"), map_location="cpu", weights_only=True))
+        fold_bgr_input(pnet.conv1)
+        self.pnet = pnet.eval().to(memory_format=torch.channels_last)
+
+    def pnet_stage(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        found, level = [np.zeros((0, 9), np.float32)], image
+        for scale in self.pyramid_scales(h, w):
+            level = cv2.resize(level, (int(w * scale + 1), int(h * scale + 1)), interpolation=cv2.INTER_AREA)
+            reg, prob = (t[0].numpy() for t in self.pnet(to_tensor(level[None])))
+            ys, xs = np.nonzero(prob >= self.settings.pnet_threshold)
+            cells = np.stack([xs, ys], axis=1).astype(np.float32)
+            q1, q2 = np.floor((2 * cells + 1) / scale), np.floor((2 * cells + 12) / scale)
+            boxes = np.concatenate([q1, q2, prob[ys, xs][:, None], reg[:, ys, xs].T], axis=1).astype(np.float32)
+            found.append(boxes[nms(boxes[:, :4], boxes[:, 4], NMS_PER_SCALE)])
+        boxes = np.concatenate(found)
+        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], NMS_ACROSS_SCALES)]
+        size = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]] * 2, axis=1)
+        return square(boxes[:, :4] + boxes[:, 5:9] * size)
+
+
+@pytest.mark.parametrize("frame", [(480, 640), (720, 1280), (1080, 1920), (600, 400), (130, 900)])
+@pytest.mark.parametrize("min_face", [20, 40, 80, 200])
+def test_mosaics_hold_every_level_once_on_the_cell_grid(frame, min_face):
+    settings = CascadeSettings(min_face_px=min_face)
+    cascade = Cascade(settings, fpnet_weights=None)
+    scales = cascade.pyramid_scales(*frame)
+    mosaics = cascade._mosaics(*frame)
+    starts = [sum(len(m.sizes) for m in mosaics[:i]) for i in range(len(mosaics))]
+    assert [m.first_level for m in mosaics] == starts
+    assert sum(len(m.sizes) for m in mosaics) == len(scales)
+    for mosaic in mosaics:
+        assert mosaic.pixels <= settings.mosaic_max_px or len(mosaic.sizes) == 1
+        taken = np.zeros((mosaic.height, mosaic.width), bool)
+        for (x, y), (w, h) in zip(mosaic.offsets, mosaic.sizes):
+            assert x % 2 == 0 and y % 2 == 0                       # P-Net's stride-2 grid is kept
+            assert x + w < mosaic.width and y + h < mosaic.height  # a free pixel right of and below each level
+            assert not taken[y:y + h + 1, x:x + w + 1].any()
+            taken[y:y + h + 1, x:x + w + 1] = True
+        if len(mosaic.sizes) > 1:                                  # no needless waste
+            assert sum(w * h for w, h in mosaic.sizes) > 0.6 * mosaic.pixels
+
+
+def test_pack_single_level():
+    mosaic = Mosaic.pack([0.5], [(13, 12)], first_level=3)
+    assert (mosaic.width, mosaic.height, mosaic.offsets) == (14, 14, [(0, 0)])
+    assert mosaic.cell_level.tolist() == [[0, 0], [-1, -1]]   # a 12 px high level has one row of cells
+    boxes, levels = mosaic.proposals(np.zeros((4, 2, 2), np.float32), np.ones((2, 2), np.float32), 0.5)
+    assert levels.tolist() == [3, 3]
+    assert boxes[:, :4].tolist() == [[2, 2, 24, 24], [6, 2, 28, 24]]   # cell x: (2x + 1) / 0.5 .. (2x + 12) / 0.5
+
+
+def test_padded_pnet_gives_the_same_outputs():
+    padded = load_pretrained(PNet(), "pnet")
+    plain = PerLevelCascade(CascadeSettings(), fpnet_weights=None).pnet
+    assert padded.conv1.out_channels % 16 == 0 and plain.conv1.out_channels == 10
+    image = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (1, 3, 57, 83)).astype(np.float32))
+    with torch.inference_mode():
+        for a, b in zip(padded(image), plain(image)):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_mosaic_cells_equal_per_level_cells_inside_each_level():
+    """Only a level's last cell row and column (ceil-mode pooling's partial window) may differ."""
+    cascade = Cascade(CascadeSettings(min_face_px=40), fpnet_weights=None)
+    image = np.random.default_rng(4).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    scales = cascade.pyramid_scales(240, 320)
+    mosaic = Mosaic.pack(scales, [(int(320 * s + 1), int(240 * s + 1)) for s in scales])
+    canvas = np.zeros((mosaic.height, mosaic.width, 3), np.uint8)
+    levels, level = [], image
+    for (x, y), (w, h) in zip(mosaic.offsets, mosaic.sizes):
+        level = cv2.resize(level, (w, h), interpolation=cv2.INTER_AREA)
+        levels.append(level)
+        canvas[y:y + h, x:x + w] = level
+    with torch.inference_mode():
+        whole = cascade.pnet(to_tensor(canvas[None]))[1][0].numpy()
+        for (x, y), (w, h), level in zip(mosaic.offsets, mosaic.sizes, levels):
+            alone = cascade.pnet(to_tensor(level[None]))[1][0].numpy()
+            assert alone.shape == (pnet_cells(h), pnet_cells(w))
+            inside = whole[y // 2:y // 2 + alone.shape[0], x // 2:x // 2 + alone.shape[1]]
+            np.testing.assert_allclose(inside[:-1, :-1], alone[:-1, :-1], atol=1e-5)
+
+
+def _images():
+    return sorted((DATA / "faces" / "drivface").glob("*.jpg")) + sorted((DATA / "aflw2000_sample").glob("*.jpg"))
+
+
+@needs_shared
+@needs_weights
+@pytest.mark.parametrize("min_face", [80, 40])   # 40: the largest 640x480 level is a mosaic of its own
+def test_mosaic_finds_the_same_faces_and_poses_as_per_level_pnet(min_face):
+    settings = Config().replace("cascade", min_face_px=min_face).cascade
+    fast, plain = Cascade(settings), PerLevelCascade(settings)
+    images = _images()
+    assert len(images) >= 20
+    for path in images:
+        image = cv2.imread(str(path))
+        with torch.inference_mode():
+            ours, reference = fast.detect(image), plain.detect(image)
+        assert len(ours) == len(reference), path.name
+        for face in reference:
+            match = max(ours, key=lambda f: iou(f.box, face.box))
+            assert iou(match.box, face.box) > 0.99, path.name
+            assert max(abs(match.yaw - face.yaw), abs(match.pitch - face.pitch), abs(match.roll - face.roll)) < 0.2
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_inference_fpnet_gives_fpnet_outputs(trained):
+    if trained and not DEFAULT_WEIGHTS.is_file():
+        pytest.skip("weights/fpnet.pt is not present")
+    net = load_fpnet()[0] if trained else from_onet().eval()
+    fast = InferenceFPNet(net).to(memory_format=torch.channels_last)
+    crops = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (3, 48, 48, 3)).astype(np.float32))
+    with torch.inference_mode():
+        ours, reference = fast(crops.permute(0, 3, 1, 2)), net(crops.permute(0, 3, 1, 2).contiguous())
+    for name in ("box_reg", "landmarks", "face_prob", "sixd"):
+        torch.testing.assert_close(getattr(ours, name), getattr(reference, name), atol=1e-4, rtol=1e-4)

@@ -200,3 +200,27 @@ def test_depth_scale_deepens_the_turn():
         shift[depth] = points[NOSE_TIP, 0] - (view.points[NOSE_TIP, 0] + x1)
         np.testing.assert_allclose(view.rotation, camera_turn(30.0, 0.0))
     assert shift[1.3] > 1.05 * shift[1.0] > 0
+
+
+def test_synthesized_chunks_load_with_exact_labels_vetted_by_the_teachers(tmp_path):
+    """A view's pose is trained on unless the teachers, where reliable, disagree with its exact label."""
+    from monitor.training.dataset import load_samples
+    from monitor.training.mining import CONTEXT_PX, NEGATIVE, POSITIVE
+    from monitor.training.store import save_npz
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "label").mkdir()
+    n = 4
+    save_npz(tmp_path / "mine" / "synth_face_x_000.npz", crops=np.zeros((n + 1, CONTEXT_PX, CONTEXT_PX, 3), np.uint8),
+             kind=np.array([POSITIVE] * n + [NEGATIVE], np.int8), face=np.array([0, 1, 2, 3, 3], np.int32),
+             box_reg=np.zeros((n + 1, 4), np.float32), landmarks=np.zeros((n + 1, 10), np.float32),
+             validation=np.zeros(n + 1, bool))
+    angles = np.array([[30, 0, 0], [50, -20, 0], [78, 0, 0], [40, 0, 0]], np.float32)
+    save_npz(tmp_path / "label" / "synth_face_x_000.npz", angles=angles, sixd=np.zeros((n, 6), np.float32),
+             teacher_gap=np.array([3.0, 25.0, 40.0, 9.0], np.float32),
+             teacher_reliable=np.array([True, True, False, True]), teacher_fused=np.zeros((n, 3), np.float32))
+    samples = load_samples(tmp_path, S)
+    assert samples.pose_ok.tolist() == [True, False, True, True, False]
+    assert samples.synthetic.all()
+    np.testing.assert_allclose(samples.angles[2], [78, 0, 0])
+    np.testing.assert_allclose(samples.rotation[1], euler_to_matrix(50, -20, 0), atol=1e-6)
