@@ -224,3 +224,32 @@ def test_synthesized_chunks_load_with_exact_labels_vetted_by_the_teachers(tmp_pa
     assert samples.synthetic.all()
     np.testing.assert_allclose(samples.angles[2], [78, 0, 0])
     np.testing.assert_allclose(samples.rotation[1], euler_to_matrix(50, -20, 0), atol=1e-6)
+
+
+def test_sweep_writes_held_out_faces_at_known_yaws(tmp_path):
+    from monitor.training.profile import run_sweep
+    from monitor.training.store import save_npz
+
+    shape = cap_shape()
+    image, points = face_image(shape)
+    (tmp_path / "data" / "faces" / "lfw").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "data" / "faces" / "lfw" / "a.png"), image)
+    teachers = tmp_path / "teachers"
+    teachers.mkdir()
+    np.savetxt(teachers / "mediapipe_facemesh_mean_shape.csv", shape, delimiter=",", header="x,y,z", comments="")
+    work = tmp_path / "work"
+    for sub in ("mine", "label", "profile/mesh"):
+        (work / sub).mkdir(parents=True)
+    save_npz(work / "mine" / "face_lfw_000.npz", face_key=np.array(["lfw/a.png", "lfw/a.png"]),
+             ref_box=np.zeros((2, 4), np.float32), face_validation=np.array([True, False]))
+    save_npz(work / "label" / "face_lfw_000.npz", angles=np.zeros((2, 3), np.float32),
+             disagreement=np.zeros(2, np.float32))
+    save_npz(work / "profile" / "mesh" / "face_lfw_000.npz", points=np.stack([points, points]).astype(np.float32),
+             found=np.array([True, True]))
+    dest = run_sweep(work, tmp_path / "data", teachers, S, tmp_path / "sweep", faces=5, step_deg=25.0,
+                     max_yaw_deg=75.0)
+    rows = (dest / "labels.csv").read_text().splitlines()
+    assert rows[0] == "image,yaw_deg,pitch_deg,roll_deg"
+    yaws = sorted(float(r.split(",")[1]) for r in rows[1:])
+    assert yaws == pytest.approx([-75, -50, -25, 0, 25, 50, 75], abs=1e-3)   # the training face (index 1) is not used
+    assert all((dest / r.split(",")[0]).is_file() for r in rows[1:])

@@ -254,6 +254,8 @@ def run_sweep(work: Path, data: Path, teachers: Path, settings: TrainingSettings
             if picked >= faces:
                 break
             image = cv2.imread(str(Path(data) / "faces" / str(chunk.keys[i])), cv2.IMREAD_COLOR)
+            if image is None:
+                raise ProfileError(f"cannot read image {Path(data) / 'faces' / str(chunk.keys[i])}")
             rot = euler_to_matrix(*chunk.angles[i])
             for side in (1.0, -1.0):
                 for target in targets[1:] if side < 0 else targets:
