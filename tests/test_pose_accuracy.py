@@ -11,7 +11,9 @@ from monitor.config import CascadeSettings
 from monitor.fpnet import DEFAULT_WEIGHTS
 from tests.shared import DATA, needs_shared
 
-REPORTED_MEAN_MAE = 5.52    # weights/MODEL_CARD.md, eval-pose on aflw2000_sample
+REPORTED_MEAN_MAE = 5.68    # weights/MODEL_CARD.md, eval-pose on aflw2000_sample
+REPORTED_YAW_30_PLUS_MAE = 6.36   # the same run's yaw MAE on the faces with |yaw| >= 30 (yaw_30_plus)
+MIN_YAW_SLOPE = 0.9         # predicted on true yaw: large turns are not under-stated (issue 8)
 SLACK_DEG = 0.1
 SIGN_MIN_YAW_DEG = 15.0
 
@@ -46,3 +48,10 @@ def test_signs_follow_the_labels(results):
 def test_mean_error_is_what_the_model_card_reports(results):
     summary, _ = results
     assert summary["fpnet"]["mean"] <= REPORTED_MEAN_MAE + SLACK_DEG
+
+
+def test_large_turns_are_measured_at_their_size(results):
+    summary, _ = results
+    assert summary["yaw_30_plus"]["faces"] == 6
+    assert summary["yaw_30_plus"]["fpnet"]["yaw"] <= REPORTED_YAW_30_PLUS_MAE + SLACK_DEG
+    assert summary["yaw_fit"]["slope"] >= MIN_YAW_SLOPE and summary["yaw_fit"]["monotonic"]
