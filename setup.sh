@@ -61,5 +61,5 @@ if [ "$MESH" -eq 1 ]; then
   # Only what monitor/training/facemesh.py imports: mediapipe (which brings numpy<2 and opencv-contrib-python).
   "$PYTHON" -m venv .venv-mesh
   .venv-mesh/bin/python -m pip install -q "mediapipe==0.10.21"
-  .venv-mesh/bin/python -c "import mediapipe.solutions.face_mesh; print('setup.sh: ready (.venv-mesh)')"
+  .venv-mesh/bin/python -c "import mediapipe; mediapipe.solutions.face_mesh.FaceMesh; print('setup.sh: ready (.venv-mesh)')"
 fi
