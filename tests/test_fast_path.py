@@ -3,7 +3,8 @@
 Compared with the straightforward path on real frames: tracking (FPNet alone on a predicted crop)
 against full detection on the same frame, merging R-Net's duplicate boxes against MTCNN's plain
 stage, the P-Net mosaics with a channel-padded P-Net against the plain P-Net run level by level,
-and the inference FPNet against FPNet. Timings are the `bench` command's job, never a test's.
+the inference FPNet against FPNet, and the per-face post-processing outside torch against the
+batched torch version it replaced. Timings are the `bench` command's job, never a test's.
 """
 
 import cv2
@@ -11,12 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from monitor.cascade import (NMS_ACROSS_SCALES, NMS_PER_SCALE, Cascade, Mosaic, iou, nms, pnet_cells, square,
-                             to_tensor)
+from monitor.cascade import (NMS_ACROSS_SCALES, NMS_FINAL, NMS_PER_SCALE, Cascade, Mosaic, crop_batch, iou, nms,
+                             pnet_cells, regress, square, to_tensor)
 from monitor.config import CascadeSettings, Config
 from monitor.driver import DriverFinder
-from monitor.fpnet import DEFAULT_WEIGHTS, InferenceFPNet, from_onet, load_fpnet
+from monitor.fpnet import (BOX_REG, DEFAULT_WEIGHTS, HEAD_SIZES, LANDMARKS, SIXD, FPNet, InferenceFPNet,
+                           face_probability, from_onet, load_fpnet, sixd_to_rotation)
 from monitor.nets import PNet, facenet_weights, fold_bgr_input, load_pretrained
+from monitor.rotation import euler_to_matrix, matrix_to_euler, matrix_to_sixd, sixd_to_matrix
 from monitor.training.evaluate import evaluate_folder
 from tests.shared import DATA, needs_shared
 
@@ -177,6 +180,75 @@ def test_inference_fpnet_gives_fpnet_outputs(trained):
     fast = InferenceFPNet(net).to(memory_format=torch.channels_last)
     crops = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (3, 48, 48, 3)).astype(np.float32))
     with torch.inference_mode():
-        ours, reference = fast(crops.permute(0, 3, 1, 2)), net(crops.permute(0, 3, 1, 2).contiguous())
-    for name in ("box_reg", "landmarks", "face_prob", "sixd"):
-        torch.testing.assert_close(getattr(ours, name), getattr(reference, name), atol=1e-4, rtol=1e-4)
+        heads, reference = fast(crops.permute(0, 3, 1, 2)).numpy(), net(crops.permute(0, 3, 1, 2).contiguous())
+    ours = {"box_reg": heads[:, BOX_REG], "landmarks": heads[:, LANDMARKS], "face_prob": face_probability(heads),
+            "sixd": heads[:, SIXD]}
+    for name, value in ours.items():
+        np.testing.assert_allclose(value, getattr(reference, name).numpy(), atol=1e-4, rtol=1e-4, err_msg=name)
+
+
+def test_sixd_to_rotation_is_the_torch_maths():
+    rng = np.random.default_rng(6)
+    sixd = (rng.normal(size=(2000, 6)) * rng.uniform(0.1, 10, size=(2000, 1))).astype(np.float32)
+    sixd[:3] = [[1, 0, 0, 0, 1, 0], [0, 0, 1, 0, 1, 0], [2, 0, 0, 3, 4, 0]]
+    torch_rotations = sixd_to_matrix(torch.from_numpy(sixd.astype(np.float64))).numpy()
+    for v, expected in zip(sixd, torch_rotations):
+        ours = sixd_to_rotation(v)
+        np.testing.assert_allclose(ours, expected, atol=1e-12)
+        np.testing.assert_allclose(ours @ ours.T, np.eye(3), atol=1e-12)
+
+
+def test_sixd_to_rotation_angles_equal_the_float32_torch_path():
+    """Euler angles as the cascade computed them before (torch, float32) to 1e-4 degrees, on 6D
+    outputs like a trained head's: a rotation's first two columns, scaled and perturbed."""
+    rng = np.random.default_rng(7)
+    poses = rng.uniform([-80, -60, -45], [80, 60, 45], size=(2000, 3))
+    sixd = np.array([matrix_to_sixd(euler_to_matrix(*pose)) for pose in poses])
+    sixd = sixd * rng.uniform(0.5, 2, size=(2000, 1)) + rng.normal(scale=0.05, size=sixd.shape)
+    sixd = sixd.astype(np.float32)
+    before = sixd_to_matrix(torch.from_numpy(sixd)).numpy().astype(np.float64)
+    for v, rotation in zip(sixd, before):
+        np.testing.assert_allclose(matrix_to_euler(sixd_to_rotation(v)), matrix_to_euler(rotation), atol=1e-4)
+
+
+def _plain_output(cascade: Cascade, image: np.ndarray, boxes: np.ndarray) -> list[dict]:
+    """The post-processing as it was: torch softmax and 6D -> matrix on the whole batch."""
+    with torch.inference_mode():
+        heads = cascade.fpnet(to_tensor(crop_batch(image, boxes, 48)))
+    face, box_reg, lm, sixd = heads.split(HEAD_SIZES, 1)
+    prob = torch.softmax(face, dim=1)[:, 1].numpy()
+    keep = prob > cascade.settings.fpnet_threshold
+    boxes, scores, lm = boxes[keep], prob[keep], lm.numpy()[keep]
+    wh = (boxes[:, 2:4] - boxes[:, 0:2] + 1)[:, None, :]
+    landmarks = np.stack([lm[:, :5], lm[:, 5:]], axis=2) * wh + boxes[:, None, 0:2] - 1
+    final = regress(boxes, box_reg.numpy()[keep])
+    rotations = FPNet.rotation(sixd).numpy()[keep].astype(np.float64)
+    return [{"box": final[i], "score": float(scores[i]), "landmarks": landmarks[i], "crop_box": boxes[i],
+             "angles": matrix_to_euler(rotations[i])} for i in nms(final, scores, NMS_FINAL, mode="min")]
+
+
+def test_cascade_output_equals_the_plain_post_processing(tmp_path):
+    """Random FPNet weights (so that the pose head gives every angle) on random crops, some off the image."""
+    torch.manual_seed(7)
+    weights = tmp_path / "fpnet.pt"
+    torch.save(FPNet().state_dict(), weights)
+    cascade = Cascade(CascadeSettings(fpnet_threshold=0.3), fpnet_weights=weights)
+    assert cascade.pose_trained
+    rng = np.random.default_rng(8)
+    image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    compared = 0
+    for count in (1, 1, 2, 5, 12):
+        corner = rng.uniform(-30, 280, size=(count, 2))
+        boxes = square(np.concatenate([corner, corner + rng.uniform(20, 120, size=(count, 1))], axis=1))
+        ours, plain = cascade.follow(image, boxes), _plain_output(cascade, image, boxes)
+        assert len(ours) == len(plain)
+        for face, expected in zip(ours, plain):
+            np.testing.assert_allclose(face.box, expected["box"], atol=1e-4)
+            np.testing.assert_allclose(face.crop_box, expected["crop_box"], atol=0)
+            np.testing.assert_allclose(face.landmarks, expected["landmarks"], atol=1e-4)
+            assert face.score == pytest.approx(expected["score"], abs=1e-6)
+            assert face.yaw == pytest.approx(expected["angles"][0], abs=1e-4)
+            if abs(face.yaw) < 85:
+                np.testing.assert_allclose((face.pitch, face.roll), expected["angles"][1:], atol=1e-4)
+            compared += 1
+    assert compared >= 10
