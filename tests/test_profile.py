@@ -253,3 +253,25 @@ def test_sweep_writes_held_out_faces_at_known_yaws(tmp_path):
     yaws = sorted(float(r.split(",")[1]) for r in rows[1:])
     assert yaws == pytest.approx([-75, -50, -25, 0, 25, 50, 75], abs=1e-3)   # the training face (index 1) is not used
     assert all((dest / r.split(",")[0]).is_file() for r in rows[1:])
+
+
+def test_teacher_steps_without_the_training_extra_say_how_to_install_it(monkeypatch, tmp_path, capsys):
+    """No onnxruntime: one line naming the extra and exit 2, not a traceback."""
+    import builtins
+
+    from monitor.cli import main
+
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError("No module named 'onnxruntime'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    (tmp_path / "faces").mkdir()
+    cv2.imwrite(str(tmp_path / "faces" / "a.png"), np.zeros((60, 60, 3), np.uint8))
+    (tmp_path / "faces" / "labels.csv").write_text("image,yaw_deg,pitch_deg,roll_deg\na.png,0,0,0\n")
+    code = main(["eval-pose", "--data", str(tmp_path / "faces"), "--teachers", str(tmp_path)])
+    assert code == 2
+    assert "setup.sh --train" in capsys.readouterr().err

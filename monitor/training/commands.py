@@ -11,7 +11,7 @@ import json
 import logging
 from pathlib import Path
 
-from monitor.config import Config
+from monitor.config import Config, TrainingSettings
 
 log = logging.getLogger("monitor")
 SHARED = Path(__file__).resolve().parents[3] / "shared"
@@ -85,8 +85,9 @@ def _settings(args: argparse.Namespace, config: Config | None):
 def cmd_train(args: argparse.Namespace, config: Config | None) -> int:
     import torch
 
-    from monitor.training.pipeline import run_label, run_mine
+    from monitor.training.profile import ProfileError
     from monitor.training.store import work_folder
+    from monitor.training.teachers import MissingExtra
 
     settings = _settings(args, config)
     torch.set_num_threads(args.threads)
@@ -95,49 +96,47 @@ def cmd_train(args: argparse.Namespace, config: Config | None) -> int:
     except ValueError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
+    try:
+        _run_step(args, work, settings)
+    except (ProfileError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return EXIT_INPUT
+    except (FileExistsError, MissingExtra) as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _run_step(args: argparse.Namespace, work: Path, settings: TrainingSettings) -> None:
+    from monitor.training.pipeline import run_label, run_mine
+    from monitor.training.profile import DEFAULT_MESH_PYTHON, run_profile, run_sweep
+
     if args.step in ("mine", "all"):
         run_mine(work, args.data, settings)
     if args.step in ("label", "all"):
         run_label(work, args.data, args.teachers, settings)
     if args.step == "profile":
-        from monitor.training.profile import DEFAULT_MESH_PYTHON, ProfileError, run_profile
-
-        try:
-            print(json.dumps(run_profile(work, args.data, args.teachers, settings,
-                                         args.mesh_python or DEFAULT_MESH_PYTHON)))
-        except (ProfileError, FileNotFoundError) as exc:
-            log.error("%s", exc)
-            return EXIT_INPUT
+        print(json.dumps(run_profile(work, args.data, args.teachers, settings,
+                                     args.mesh_python or DEFAULT_MESH_PYTHON)))
     if args.step in ("train", "all"):
         from monitor.training.train import train_run
 
-        try:
-            result = train_run(work, args.run, settings, resume=args.resume, init=args.init,
-                               batches_per_epoch=args.batches_per_epoch, export=args.export)
-        except FileExistsError as exc:
-            log.error("%s", exc)
-            return EXIT_USAGE
-        print(json.dumps(result))
+        print(json.dumps(train_run(work, args.run, settings, resume=args.resume, init=args.init,
+                                   batches_per_epoch=args.batches_per_epoch, export=args.export)))
     if args.step == "sweep":
-        from monitor.training.profile import ProfileError, run_sweep
-
-        try:
-            folder = run_sweep(work, args.data, args.teachers, settings, work / "sweep", args.sweep_faces,
-                               args.sweep_step, args.sweep_max)
-        except (ProfileError, FileNotFoundError) as exc:
-            log.error("%s", exc)
-            return EXIT_INPUT
+        folder = run_sweep(work, args.data, args.teachers, settings, work / "sweep", args.sweep_faces,
+                           args.sweep_step, args.sweep_max)
         print(json.dumps({"folder": str(folder)}))
     if args.step == "mtfl-val":
         from monitor.training.evaluate import write_mtfl_validation
 
         folder = write_mtfl_validation(args.data, work / "mtfl_val", settings.validation_fraction)
         print(json.dumps({"folder": str(folder)}))
-    return EXIT_OK
 
 
 def cmd_eval_pose(args: argparse.Namespace, config: Config | None) -> int:
     from monitor.training.evaluate import EvalError, evaluate_folder
+    from monitor.training.teachers import MissingExtra
 
     config = config or Config()
     misplaced = _misplaced_eval_options(args)
@@ -153,6 +152,9 @@ def cmd_eval_pose(args: argparse.Namespace, config: Config | None) -> int:
     except EvalError as exc:
         log.error("%s", exc)
         return EXIT_INPUT
+    except MissingExtra as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
     print(json.dumps(result))
     return EXIT_OK
 

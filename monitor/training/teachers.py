@@ -43,6 +43,10 @@ def fsanet_input(crop_bgr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
+class MissingExtra(RuntimeError):
+    """A training-only package is not installed in this environment."""
+
+
 @dataclass
 class TeacherPose:
     rotation: np.ndarray      # (3, 3) fused rotation
@@ -64,7 +68,11 @@ class TeacherEnsemble:
     """Both FSA-Nets on one face at a time (their ONNX graphs fix the batch at 1)."""
 
     def __init__(self, folder: Path, margin: float, threads: int = 1) -> None:
-        import onnxruntime  # training extra only
+        try:
+            import onnxruntime  # training extra only
+        except ImportError as exc:
+            raise MissingExtra("the teachers need onnxruntime, the training extra: run ./setup.sh --train "
+                               "(or pip install -e .[train])") from exc
 
         missing = [n for n in FSANET_FILES if not (Path(folder) / n).is_file()]
         if missing:

@@ -96,8 +96,6 @@ def ensemble_teacher(folder: Path) -> Teacher:
 
     try:
         ensemble = TeacherEnsemble(Path(folder), margin=TrainingSettings().teacher_margin)
-    except ImportError as exc:
-        raise EvalError(f"the teachers need onnxruntime (`./setup.sh --train`): {exc}") from exc
     except FileNotFoundError as exc:
         raise EvalError(str(exc)) from exc
 
