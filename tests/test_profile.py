@@ -275,3 +275,12 @@ def test_teacher_steps_without_the_training_extra_say_how_to_install_it(monkeypa
     code = main(["eval-pose", "--data", str(tmp_path / "faces"), "--teachers", str(tmp_path)])
     assert code == 2
     assert "setup.sh --train" in capsys.readouterr().err
+
+
+def test_more_views_per_face_only_add_passes():
+    """Raising profile_views_per_face keeps the cached first pass (same names, so same random draws)."""
+    from monitor.training.profile import pass_name
+
+    assert pass_name("face_lfw_000", 0) == "synth_face_lfw_000"
+    assert pass_name("face_lfw_000", 1) == "synth_face_lfw_000_v1"
+    assert pass_name("face_lfw_000", 1).startswith("synth_")   # what load_samples takes as synthesized

@@ -143,24 +143,28 @@ def _profiler(teachers: Path, settings: TrainingSettings) -> Profiler:
                     settings.profile_window_scale, settings.profile_depth_scale)
 
 
+def pass_name(chunk: str, view: int) -> str:
+    """The cache name of one pass of views over a chunk: raising profile_views_per_face only adds passes."""
+    return f"synth_{chunk}" if view == 0 else f"synth_{chunk}_v{view}"
+
+
 def turn_chunk(profiler: Profiler, data: Path, chunk: SourceFaces, mesh: dict[str, np.ndarray],
-               settings: TrainingSettings, out_folder: Path) -> tuple[list[FaceRecord], list[View], list[int]]:
-    """The chunk's usable faces, turned and written as JPEGs; (records, views, source face index)."""
-    rng = np.random.default_rng([settings.seed, *chunk.name.encode()])
+               settings: TrainingSettings, out_folder: Path, view: int) -> tuple[list[FaceRecord], list[View], list[int]]:
+    """The chunk's usable faces, turned once (pass `view`) and written as JPEGs; (records, views, source face)."""
+    rng = np.random.default_rng([settings.seed, *chunk.name.encode()] + ([view] if view else []))
     records, views, origin = [], [], []
     for i in np.flatnonzero(usable(chunk, mesh["found"], settings)):
         image = cv2.imread(str(Path(data) / "faces" / str(chunk.keys[i])), cv2.IMREAD_COLOR)
         if image is None:
             raise ProfileError(f"cannot read image {Path(data) / 'faces' / str(chunk.keys[i])}")
-        for v in range(settings.profile_views_per_face):
-            view = profiler.turn(image, mesh["points"][i], euler_to_matrix(*chunk.angles[i]),
-                                 target_turn(rng, chunk.angles[i], settings))
-            name = f"{chunk.name}_{i:04d}_{v}.jpg"
-            if not cv2.imwrite(str(out_folder / name), view.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-                raise ProfileError(f"cannot write {out_folder / name} (disk full?)")
-            records.append(FaceRecord(SYNTH_SOURCE, name, view.box, view.landmarks, 0, bool(chunk.validation[i])))
-            views.append(view)
-            origin.append(int(i))
+        turned = profiler.turn(image, mesh["points"][i], euler_to_matrix(*chunk.angles[i]),
+                               target_turn(rng, chunk.angles[i], settings))
+        name = f"{chunk.name}_{i:04d}_{view}.jpg"
+        if not cv2.imwrite(str(out_folder / name), turned.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+            raise ProfileError(f"cannot write {out_folder / name} (disk full?)")
+        records.append(FaceRecord(SYNTH_SOURCE, name, turned.box, turned.landmarks, 0, bool(chunk.validation[i])))
+        views.append(turned)
+        origin.append(int(i))
     return records, views, origin
 
 
@@ -195,24 +199,26 @@ def run_profile(work: Path, data: Path, teachers: Path, settings: TrainingSettin
     faces, sheets = root / "faces" / SYNTH_SOURCE, root / "sheets"
     faces.mkdir(parents=True, exist_ok=True)
     sheets.mkdir(parents=True, exist_ok=True)
-    todo = [c for c in chunks if not (work / "label" / f"synth_{c.name}.npz").exists()]
-    log.info("profile turn: %d of %d chunks cached", len(chunks) - len(todo), len(chunks))
+    passes = [(c, v) for c in chunks for v in range(settings.profile_views_per_face)]
+    todo = [(c, v) for c, v in passes if not (work / "label" / f"{pass_name(c.name, v)}.npz").exists()]
+    log.info("profile turn: %d of %d chunk passes cached", len(passes) - len(todo), len(passes))
     if todo:
         profiler, miner = _profiler(teachers, settings), Miner(settings)
         ensemble = TeacherEnsemble(teachers, settings.teacher_margin)
-        for chunk in progress(todo, "profile turn", "chunk"):
+        for chunk, view in progress(todo, "profile turn", "chunk"):
             mesh = load_npz(root / "mesh" / f"{chunk.name}.npz")
-            records, views, origin = turn_chunk(profiler, data, chunk, mesh, settings, faces)
+            records, views, origin = turn_chunk(profiler, data, chunk, mesh, settings, faces, view)
             if not records:
                 log.warning("profile: chunk %s has no usable faces", chunk.name)
                 continue
-            arrays = mine_face_chunk(miner, root, records, f"synth_{chunk.name}")
+            name = pass_name(chunk.name, view)
+            arrays = mine_face_chunk(miner, root, records, name)
             arrays["validation"] = arrays["face_validation"][arrays["face"]]
             arrays["source_face"] = np.array(origin, np.int32)
             labels = label_views(ensemble, root, records, views, arrays["ref_box"], settings)
-            cv2.imwrite(str(sheets / f"{chunk.name}.png"), contact_sheet(views))
-            save_npz(work / "mine" / f"synth_{chunk.name}.npz", **arrays)
-            save_npz(work / "label" / f"synth_{chunk.name}.npz", **labels)
+            cv2.imwrite(str(sheets / f"{name}.png"), contact_sheet(views))
+            save_npz(work / "mine" / f"{name}.npz", **arrays)
+            save_npz(work / "label" / f"{name}.npz", **labels)
     return profile_summary(work, settings)
 
 
