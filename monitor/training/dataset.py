@@ -34,6 +34,11 @@ class Samples:
         return len(self.kind)
 
 
+def kept_views(label: dict[str, np.ndarray], settings: TrainingSettings) -> np.ndarray:
+    """Synthesized views whose exact label is trained on: the teachers vet it where they are reliable."""
+    return ~label["teacher_reliable"] | (label["teacher_gap"] <= settings.profile_teacher_check_deg)
+
+
 def load_samples(work: Path, settings: TrainingSettings) -> Samples:
     """Every cached mine chunk, with the teacher labels of its faces (background chunks have none)."""
     parts = []
@@ -52,8 +57,8 @@ def load_samples(work: Path, settings: TrainingSettings) -> Samples:
             face = chunk["face"]
             face_rot = np.stack([euler_to_matrix(*a) for a in label["angles"]]).astype(np.float32)
             rot, angles = face_rot[face], label["angles"][face]
-            if synthetic:   # exact labels; the teachers only vet them where they are reliable
-                trusted = ~label["teacher_reliable"] | (label["teacher_gap"] <= settings.profile_teacher_check_deg)
+            if synthetic:
+                trusted = kept_views(label, settings)
             else:
                 trusted = label["disagreement"] <= settings.max_disagreement_deg
             ok = (chunk["kind"] == POSITIVE) & trusted[face]

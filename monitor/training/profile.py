@@ -28,6 +28,7 @@ import numpy as np
 from monitor.config import TrainingSettings
 from monitor.progress import progress
 from monitor.rotation import euler_to_matrix, geodesic_deg, matrix_to_euler, matrix_to_sixd
+from monitor.training.dataset import kept_views
 from monitor.training.datasets import FaceRecord
 from monitor.training.faceturn import Profiler, View, camera_turn, load_mean_shape
 from monitor.training.mining import Miner
@@ -175,6 +176,7 @@ def label_views(ensemble, data_root: Path, records: list[FaceRecord], views: lis
 
     angles, sixd, gap, reliable, teacher = [], [], [], [], []
     for rec, view, box in zip(records, views, ref_boxes):
+        # The JPEG as written: the pixels mining saw, not the view before compression.
         image = cv2.imread(str(data_root / "faces" / SYNTH_SOURCE / rec.image), cv2.IMREAD_COLOR)
         pose = fuse(ensemble.angles(image, box))
         exact = matrix_to_euler(view.rotation)
@@ -228,8 +230,7 @@ def profile_summary(work: Path, settings: TrainingSettings) -> dict:
     if not labels:
         return {"views": 0}
     angles = np.concatenate([x["angles"] for x in labels])
-    kept = np.concatenate([~x["teacher_reliable"] | (x["teacher_gap"] <= settings.profile_teacher_check_deg)
-                           for x in labels])
+    kept = np.concatenate([kept_views(x, settings) for x in labels])
     gap = np.concatenate([x["teacher_gap"] for x in labels])
     reliable = np.concatenate([x["teacher_reliable"] for x in labels])
     edges = np.arange(0, 91, 15)
