@@ -37,7 +37,7 @@ def _pick(rng: np.random.Generator, boxes: np.ndarray, count: int) -> np.ndarray
     return boxes[rng.choice(len(boxes), count, replace=False)]
 
 
-def _read(path: Path) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise FileNotFoundError(f"cannot read image {path}")
@@ -72,7 +72,7 @@ def mine_face_chunk(miner: Miner, data: Path, records: list[FaceRecord], name: s
     rng = _rng(miner.settings, name)
     found, refs = [], []
     for rec in records:
-        image = _read(data / "faces" / rec.source / rec.image)
+        image = read_image(data / "faces" / rec.source / rec.image)
         boxes, _ = miner.proposals(image)
         det = miner.detections(boxes, miner.targets(image, boxes))
         k = match_reference(det, rec.box, rec.landmarks)
@@ -109,7 +109,7 @@ def mine_background_chunk(miner: Miner, paths: list[Path], name: str,
     per = miner.settings.crops_per_background
     crops, val = [], []
     for path in paths:
-        image = _read(path)
+        image = read_image(path)
         boxes, prob = miner.proposals(image)
         hard = boxes[np.argsort(-prob)[: per // 2]]
         h, w = image.shape[:2]
@@ -168,7 +168,7 @@ def run_label(work: Path, data: Path, teachers: Path, settings: TrainingSettings
         angles, fused, sixd, spread = [], [], [], []
         for key, box in zip(chunk["face_key"], chunk["ref_box"]):
             source, name = str(key).split("/", 1)
-            image = _read(data / "faces" / source / name)
+            image = read_image(data / "faces" / source / name)
             raw = ensemble.angles(image, box)
             pose = fuse(raw)
             angles.append(raw)

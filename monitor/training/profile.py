@@ -32,7 +32,7 @@ from monitor.training.dataset import kept_views
 from monitor.training.datasets import FaceRecord
 from monitor.training.faceturn import Profiler, View, camera_turn, load_mean_shape
 from monitor.training.mining import Miner
-from monitor.training.pipeline import mine_face_chunk
+from monitor.training.pipeline import mine_face_chunk, read_image
 from monitor.training.store import load_npz, save_npz
 
 log = logging.getLogger(__name__)
@@ -155,9 +155,7 @@ def turn_chunk(profiler: Profiler, data: Path, chunk: SourceFaces, mesh: dict[st
     rng = np.random.default_rng([settings.seed, *chunk.name.encode()] + ([view] if view else []))
     records, views, origin = [], [], []
     for i in np.flatnonzero(usable(chunk, mesh["found"], settings)):
-        image = cv2.imread(str(Path(data) / "faces" / str(chunk.keys[i])), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ProfileError(f"cannot read image {Path(data) / 'faces' / str(chunk.keys[i])}")
+        image = read_image(Path(data) / "faces" / str(chunk.keys[i]))
         turned = profiler.turn(image, mesh["points"][i], euler_to_matrix(*chunk.angles[i]),
                                target_turn(rng, chunk.angles[i], settings))
         name = f"{chunk.name}_{i:04d}_{view}.jpg"
@@ -177,7 +175,7 @@ def label_views(ensemble, data_root: Path, records: list[FaceRecord], views: lis
     angles, sixd, gap, reliable, teacher = [], [], [], [], []
     for rec, view, box in zip(records, views, ref_boxes):
         # The JPEG as written: the pixels mining saw, not the view before compression.
-        image = cv2.imread(str(data_root / "faces" / SYNTH_SOURCE / rec.image), cv2.IMREAD_COLOR)
+        image = read_image(data_root / "faces" / SYNTH_SOURCE / rec.image)
         pose = fuse(ensemble.angles(image, box))
         exact = matrix_to_euler(view.rotation)
         angles.append(exact)
@@ -260,9 +258,7 @@ def run_sweep(work: Path, data: Path, teachers: Path, settings: TrainingSettings
         for i in np.flatnonzero(frontal):
             if picked >= faces:
                 break
-            image = cv2.imread(str(Path(data) / "faces" / str(chunk.keys[i])), cv2.IMREAD_COLOR)
-            if image is None:
-                raise ProfileError(f"cannot read image {Path(data) / 'faces' / str(chunk.keys[i])}")
+            image = read_image(Path(data) / "faces" / str(chunk.keys[i]))
             rot = euler_to_matrix(*chunk.angles[i])
             for side in (1.0, -1.0):
                 for target in targets[1:] if side < 0 else targets:
