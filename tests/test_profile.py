@@ -5,6 +5,7 @@ image, so they run without MediaPipe or ../shared; the re-fit through MediaPipe 
 where `./setup.sh --mesh` made .venv-mesh and ../shared is present.
 """
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -279,8 +280,36 @@ def test_teacher_steps_without_the_training_extra_say_how_to_install_it(monkeypa
 
 def test_more_views_per_face_only_add_passes():
     """Raising profile_views_per_face keeps the cached first pass (same names, so same random draws)."""
-    from monitor.training.profile import pass_name
+    from monitor.training.dataset import pass_name, pass_view
 
     assert pass_name("face_lfw_000", 0) == "synth_face_lfw_000"
     assert pass_name("face_lfw_000", 1) == "synth_face_lfw_000_v1"
     assert pass_name("face_lfw_000", 1).startswith("synth_")   # what load_samples takes as synthesized
+    for chunk in ("face_lfw_000", "face_net_1_012", "face_drivface_001"):
+        assert [pass_view(pass_name(chunk, v)) for v in (0, 1, 12)] == [0, 1, 12]
+    with pytest.raises(ValueError, match="synthesized"):
+        pass_view("face_lfw_000")
+
+
+def test_fewer_views_per_face_leave_the_extra_passes_out(tmp_path):
+    """A work folder that holds two passes trains on one when profile_views_per_face is 1."""
+    from monitor.training.dataset import load_samples, pass_name
+    from monitor.training.mining import CONTEXT_PX, POSITIVE
+    from monitor.training.profile import profile_summary
+    from monitor.training.store import save_npz
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "label").mkdir()
+    for view, yaw in ((0, 30.0), (1, 60.0)):
+        name = pass_name("face_x_000", view)
+        save_npz(tmp_path / "mine" / f"{name}.npz", crops=np.zeros((1, CONTEXT_PX, CONTEXT_PX, 3), np.uint8),
+                 kind=np.array([POSITIVE], np.int8), face=np.zeros(1, np.int32), box_reg=np.zeros((1, 4), np.float32),
+                 landmarks=np.zeros((1, 10), np.float32), validation=np.zeros(1, bool))
+        save_npz(tmp_path / "label" / f"{name}.npz", angles=np.array([[yaw, 0, 0]], np.float32),
+                 sixd=np.zeros((1, 6), np.float32), teacher_gap=np.zeros(1, np.float32),
+                 teacher_reliable=np.ones(1, bool), teacher_fused=np.zeros((1, 3), np.float32))
+    one, two = S, dataclasses.replace(S, profile_views_per_face=2)
+    np.testing.assert_allclose(load_samples(tmp_path, one).angles[:, 0], [30.0])
+    np.testing.assert_allclose(sorted(load_samples(tmp_path, two).angles[:, 0]), [30.0, 60.0])
+    assert profile_summary(tmp_path, one)["views"] == 1
+    assert profile_summary(tmp_path, two)["views"] == 2

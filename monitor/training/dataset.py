@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,31 @@ class Samples:
         return len(self.kind)
 
 
+_PASS = re.compile(r"synth_.+?(?:_v(\d+))?")
+
+
+def pass_name(chunk: str, view: int) -> str:
+    """The cache name of one pass of views over a chunk: raising profile_views_per_face only adds passes."""
+    return f"synth_{chunk}" if view == 0 else f"synth_{chunk}_v{view}"
+
+
+def pass_view(stem: str) -> int:
+    """Which pass of `train profile` made a synth_* chunk: the inverse of `pass_name`."""
+    match = _PASS.fullmatch(stem)
+    if match is None:
+        raise ValueError(f"{stem} is not the name of a synthesized chunk")
+    return int(match.group(1) or 0)
+
+
+def in_training_set(path: Path, settings: TrainingSettings) -> bool:
+    """Whether a cached chunk belongs to the training set these settings describe.
+
+    A work folder keeps every pass `train profile` ever made, so a run with fewer views per face
+    than an earlier one must leave the extra passes out to train (and be summarised) on its own set.
+    """
+    return not path.name.startswith("synth_") or pass_view(path.stem) < settings.profile_views_per_face
+
+
 def kept_views(label: dict[str, np.ndarray], settings: TrainingSettings) -> np.ndarray:
     """Synthesized views whose exact label is trained on: the teachers vet it where they are reliable."""
     return ~label["teacher_reliable"] | (label["teacher_gap"] <= settings.profile_teacher_check_deg)
@@ -43,12 +69,14 @@ def load_samples(work: Path, settings: TrainingSettings) -> Samples:
     """Every cached mine chunk, with the teacher labels of its faces (background chunks have none)."""
     parts = []
     for path in sorted((work / "mine").glob("*.npz")):
+        if not in_training_set(path, settings):
+            continue
+        synthetic = path.name.startswith("synth_")
         chunk = load_npz(path)
         n = len(chunk["kind"])
         rot = np.tile(np.eye(3, dtype=np.float32), (n, 1, 1))
         angles = np.zeros((n, 3), np.float32)
         ok = np.zeros(n, bool)
-        synthetic = path.name.startswith("synth_")
         if path.name.startswith("face_") or synthetic:
             label_path = work / "label" / path.name
             if not label_path.exists():

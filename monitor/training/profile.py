@@ -28,7 +28,7 @@ import numpy as np
 from monitor.config import TrainingSettings
 from monitor.progress import progress
 from monitor.rotation import euler_to_matrix, geodesic_deg, matrix_to_euler, matrix_to_sixd
-from monitor.training.dataset import kept_views
+from monitor.training.dataset import in_training_set, kept_views, pass_name
 from monitor.training.datasets import FaceRecord
 from monitor.training.faceturn import Profiler, View, camera_turn, load_mean_shape
 from monitor.training.mining import Miner
@@ -144,11 +144,6 @@ def _profiler(teachers: Path, settings: TrainingSettings) -> Profiler:
                     settings.profile_window_scale, settings.profile_depth_scale)
 
 
-def pass_name(chunk: str, view: int) -> str:
-    """The cache name of one pass of views over a chunk: raising profile_views_per_face only adds passes."""
-    return f"synth_{chunk}" if view == 0 else f"synth_{chunk}_v{view}"
-
-
 def turn_chunk(profiler: Profiler, data: Path, chunk: SourceFaces, mesh: dict[str, np.ndarray],
                settings: TrainingSettings, out_folder: Path, view: int) -> tuple[list[FaceRecord], list[View], list[int]]:
     """The chunk's usable faces, turned once (pass `view`) and written as JPEGs; (records, views, source face)."""
@@ -224,7 +219,7 @@ def run_profile(work: Path, data: Path, teachers: Path, settings: TrainingSettin
 
 def profile_summary(work: Path, settings: TrainingSettings) -> dict:
     """How many views were made, how many the teacher check kept, and their |yaw| / pitch spread."""
-    labels = [load_npz(p) for p in sorted((work / "label").glob("synth_*.npz"))]
+    labels = [load_npz(p) for p in sorted((work / "label").glob("synth_*.npz")) if in_training_set(p, settings)]
     if not labels:
         return {"views": 0}
     angles = np.concatenate([x["angles"] for x in labels])
