@@ -2,6 +2,7 @@
 losses, and a tiny end-to-end training run that must learn and resume exactly."""
 
 import csv
+import json
 
 import cv2
 import numpy as np
@@ -274,6 +275,55 @@ def test_large_yaw_faces_are_over_sampled():
     big, small = pose & (samples.angles[:, 0] > 40), pose & (samples.angles[:, 0] < 40)
     assert w[big].mean() > 3 * w[small].mean()
     assert w[pose].sum() == pytest.approx(pose.sum() / len(w), rel=1e-6)    # the share of positives is kept
+
+
+def test_synthesized_views_are_drawn_synth_weight_times_as_often():
+    samples = _synthetic_samples(300)
+    samples.synthetic[:] = np.arange(300) % 2 == 0
+    plain = sampling_weights(samples, TrainingSettings())
+    tripled = sampling_weights(samples, TrainingSettings(synth_weight=3.0))
+    synth, real = samples.pose_ok & samples.synthetic, ~samples.synthetic
+    np.testing.assert_allclose(tripled[synth] / tripled[real].mean(), 3 * plain[synth] / plain[real].mean())
+    assert tripled.sum() == pytest.approx(1.0)
+
+
+def test_soup_keeps_the_runs_that_lower_the_validation_error(tmp_path, monkeypatch):
+    from monitor.training import soup as soup_module
+    from monitor.training.soup import SoupError, average_states, soup_run
+
+    base = _tiny_state()
+    states = {run: {k: v + shift for k, v in base.items()} for run, shift in (("a", 0.0), ("b", 1.0), ("c", 3.0))}
+    for run, state in states.items():
+        (tmp_path / "runs" / run).mkdir(parents=True)
+        torch.save(state, tmp_path / "runs" / run / "best.pt")
+
+    def fake_validate(net, views, val):   # error = distance of conv1's mean weight from 0.4
+        return {"val_mean": abs(float(net.conv1.weight.detach().mean() - base["conv1.weight"].mean()) - 0.4)}
+    monkeypatch.setattr(soup_module, "validate", fake_validate)
+    report = soup_run(tmp_path, "soup", ["c", "a", "b"], TrainingSettings(), export=tmp_path / "w.pt",
+                      samples=_synthetic_samples())
+    # alone: a 0.4, b 0.6, c 2.6; a+b (mean shift 0.5) 0.1 is kept; a+b+c (shift 1.33) 0.93 is not
+    assert report["kept"] == ["a", "b"] and report["soup"]["val_mean"] == pytest.approx(0.1, abs=1e-6)
+    saved = torch.load(tmp_path / "runs" / "soup" / "best.pt", weights_only=True)
+    for k in base:
+        torch.testing.assert_close(saved[k], (states["a"][k] + states["b"][k]) / 2)
+    torch.testing.assert_close(torch.load(tmp_path / "w.pt", weights_only=True)["conv1.weight"], saved["conv1.weight"])
+    assert json.loads((tmp_path / "runs" / "soup" / "soup.json").read_text())["kept"] == ["a", "b"]
+    with pytest.raises(FileExistsError, match="another --run"):
+        soup_run(tmp_path, "soup", ["a", "b"], TrainingSettings())
+    with pytest.raises(FileNotFoundError, match="'d'"):
+        soup_run(tmp_path, "x", ["a", "d"], TrainingSettings())
+    with pytest.raises(SoupError, match="at least two"):
+        soup_run(tmp_path, "x", ["a"], TrainingSettings())
+    with pytest.raises(SoupError, match="same network"):
+        average_states([states["a"], {k: v for k, v in states["b"].items() if k != "dense6_4.bias"}])
+
+
+def _tiny_state() -> dict[str, torch.Tensor]:
+    from monitor.fpnet import FPNet
+
+    torch.manual_seed(0)
+    return {k: v.clone() for k, v in FPNet().state_dict().items()}
 
 
 # --- eval-pose helpers --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from monitor.config import Config, TrainingSettings
 
 log = logging.getLogger("monitor")
 SHARED = Path(__file__).resolve().parents[3] / "shared"
-STEPS = ("mine", "label", "profile", "train", "all", "sweep", "mtfl-val")
+STEPS = ("mine", "label", "profile", "train", "soup", "all", "sweep", "mtfl-val")
 EXIT_OK, EXIT_USAGE, EXIT_INPUT = 0, 2, 3
 DEFAULT_THREADS = 2
 
@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> dict:
     t = sub.add_parser("train", help="FPNet distillation steps (needs the `train` extra: onnxruntime)")
     t.add_argument("step", choices=STEPS,
                    help="mine: crops with P-Net/R-Net/O-Net; label: teacher poses; profile: large-pose views "
-                        "synthesized from the labelled faces (needs ./setup.sh --mesh); train: fit FPNet; "
+                        "synthesized from the labelled faces (needs ./setup.sh --mesh); train: fit FPNet; soup: "
+                        "average the best models of --ingredients into one; "
                         "all: mine, label and train in order; sweep: held-out faces turned to known yaws, as an "
                         "eval-pose folder; mtfl-val: write a labels folder of MTFL validation images")
     t.add_argument("--work", type=Path, help="work folder, outside the repository "
@@ -41,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> dict:
     t.add_argument("--ohem-keep", type=float, help="override training.ohem_keep")
     t.add_argument("--face-ohem", choices=("middle", "hardest", "none"), help="override training.face_ohem")
     t.add_argument("--face-ohem-keep", type=float, help="override training.face_ohem_keep")
+    t.add_argument("--synth-weight", type=float, help="override training.synth_weight")
+    t.add_argument("--ingredients", nargs="+", metavar="RUN", help="soup: the runs whose best models are averaged")
     t.add_argument("--batches-per-epoch", type=int, help="cap an epoch at N mini-batches (short schedules)")
     t.add_argument("--threads", type=int, default=DEFAULT_THREADS,
                    help=f"torch CPU threads (default {DEFAULT_THREADS}: the build machine's cores)")
@@ -78,7 +81,8 @@ def _settings(args: argparse.Namespace, config: Config | None):
     overrides = {k: v for k, v in {"epochs": args.epochs, "learning_rate": args.lr,
                                    "rotation_loss": args.rotation_loss, "ohem": args.ohem,
                                    "ohem_keep": args.ohem_keep, "face_ohem": args.face_ohem,
-                                   "face_ohem_keep": args.face_ohem_keep}.items() if v is not None}
+                                   "face_ohem_keep": args.face_ohem_keep,
+                                   "synth_weight": args.synth_weight}.items() if v is not None}
     return config.replace("training", **overrides).training if overrides else config.training
 
 
@@ -86,6 +90,7 @@ def cmd_train(args: argparse.Namespace, config: Config | None) -> int:
     import torch
 
     from monitor.training.profile import ProfileError
+    from monitor.training.soup import SoupError
     from monitor.training.store import work_folder
     from monitor.training.teachers import MissingExtra
 
@@ -101,7 +106,7 @@ def cmd_train(args: argparse.Namespace, config: Config | None) -> int:
     except (ProfileError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return EXIT_INPUT
-    except (FileExistsError, MissingExtra) as exc:
+    except (FileExistsError, MissingExtra, SoupError) as exc:
         log.error("%s", exc)
         return EXIT_USAGE
     return EXIT_OK
@@ -123,6 +128,12 @@ def _run_step(args: argparse.Namespace, work: Path, settings: TrainingSettings) 
 
         print(json.dumps(train_run(work, args.run, settings, resume=args.resume, init=args.init,
                                    batches_per_epoch=args.batches_per_epoch, export=args.export)))
+    if args.step == "soup":
+        from monitor.training.soup import SoupError, soup_run
+
+        if not args.ingredients:
+            raise SoupError("train soup needs --ingredients RUN RUN ...: the runs to average")
+        print(json.dumps(soup_run(work, args.run, args.ingredients, settings, export=args.export)))
     if args.step == "sweep":
         folder = run_sweep(work, args.data, args.teachers, settings, work / "sweep", args.sweep_faces,
                            args.sweep_step, args.sweep_max)

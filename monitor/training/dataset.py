@@ -105,11 +105,13 @@ def _band_weights(values: np.ndarray, band_deg: float) -> np.ndarray:
 
 
 def sampling_weights(samples: Samples, settings: TrainingSettings) -> np.ndarray:
-    """Over-sample rare poses while keeping the share of positives.
+    """Over-sample rare poses while keeping the share of positives (raised by `synth_weight` > 1).
 
     The photos are mostly frontal and level: big |yaw| and, above all, raised or lowered heads
     are rare, and a student trained on them as they come learns to under-state both. A face's
     weight is the product of its |yaw| band's and its pitch band's inverse frequencies, capped.
+    Synthesized views can be drawn more often still (`synth_weight`): within a band they are the
+    only turned heads whose labels are exact, not the teachers' compressed estimates.
     """
     w = np.ones(len(samples))
     pose = samples.pose_ok
@@ -117,6 +119,7 @@ def sampling_weights(samples: Samples, settings: TrainingSettings) -> np.ndarray
     pitch_w = _band_weights(samples.angles[pose, 1], settings.yaw_band_deg)
     face_w = np.minimum(settings.max_band_weight, yaw_w * pitch_w)
     w[pose] = face_w * pose.sum() / face_w.sum()
+    w[pose & samples.synthetic] *= settings.synth_weight
     return w / w.sum()
 
 

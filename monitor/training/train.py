@@ -39,6 +39,12 @@ def initial_model(settings: TrainingSettings, init: Path | None) -> FPNet:
     return net
 
 
+def validation_views(val: Samples, settings: TrainingSettings) -> torch.Tensor:
+    """The validation crops as FPNet sees them: centred, un-augmented, (N, 3, 48, 48) float."""
+    return torch.from_numpy(np.ascontiguousarray(
+        centre_view(val.crops, settings.context_scale).transpose(0, 3, 1, 2), dtype=np.float32))
+
+
 @torch.no_grad()
 def validate(net: FPNet, views: torch.Tensor, samples: Samples) -> dict[str, float]:
     """Pose MAE against the fused teachers, detection rates and landmark error on un-augmented views."""
@@ -76,8 +82,7 @@ def train_run(work: Path, name: str, settings: TrainingSettings, resume: bool = 
     torch.manual_seed(settings.seed)
     samples = samples if samples is not None else load_samples(work, settings)
     train, val = samples.subset(~samples.validation), samples.subset(samples.validation)
-    val_views = torch.from_numpy(np.ascontiguousarray(
-        centre_view(val.crops, settings.context_scale).transpose(0, 3, 1, 2), dtype=np.float32))
+    val_views = validation_views(val, settings)
     weights = sampling_weights(train, settings)
     net = initial_model(settings, init)
     opt = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
