@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction) -> dict:
                    help="instead: the whole headless monitor in real time on a 30 fps clip made from the source "
                         "at --size; reports CPU load and capture-to-result latency")
     b.add_argument("--seconds", type=float, default=20.0, help="length of the --pipeline run (default 20)")
+    b.add_argument("--fpnet", action="store_true",
+                   help="instead: FPNet alone on one 48x48 face per call, next to O-Net's multiply-adds as bare "
+                        "matrix products (the floor for any implementation of its layers)")
+    b.add_argument("--calls", type=int, default=3000, help="timed calls of each kind with --fpnet (default 3000)")
     return {"bench": cmd_bench}
 
 
@@ -65,6 +69,9 @@ def cmd_bench(args: argparse.Namespace, config: Config | None) -> int:
     size = None if args.size == "none" else tuple(int(v) for v in args.size.lower().split("x"))
     if args.pipeline:
         print(json.dumps(pipeline_bench(args.source, size or DEFAULT_SIZE, args.seconds, config or Config())))
+        return 0
+    if args.fpnet:
+        print(json.dumps(fpnet_bench(args.threads, args.calls)))
         return 0
     result = bench(args.source, args.threads, args.min_face, args.frames, size, config or Config(), args.pace_ms)
     print(json.dumps(result))
@@ -124,6 +131,45 @@ def bench(source: Path, threads: int, min_face: int, count: int, size: tuple[int
                       "mean_iou": round(float(np.mean(ious)), 3) if ious else None},
         "pose": ours.pose_trained,
     }
+
+
+# O-Net's layers for one 48x48 face as (rows, inner, columns) of a matrix product: conv1-conv4 by
+# im2col, then dense5 and the four heads together.
+ONET_PRODUCTS = ((46 * 46, 27, 32), (21 * 21, 288, 64), (8 * 8, 576, 64), (3 * 3, 256, 128), (1, 1152, 256),
+                 (1, 256, 22))
+
+
+def fpnet_bench(threads: int, calls: int) -> dict:
+    """Median time of one FPNet call on one face, as the cascade runs it and as the plain module.
+
+    The floor is the same multiply-adds as bare float32 matrix products, with nothing around them
+    (no im2col, pooling or PReLU): no implementation of O-Net's layers on this CPU can be faster.
+    The three are timed in turn call by call, so a busy machine slows them alike.
+    """
+    import torch
+
+    from monitor.fpnet import InferenceFPNet, load_fpnet
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net, trained = load_fpnet()
+    fast = InferenceFPNet(net).to(memory_format=torch.channels_last)
+    face = (torch.rand(1, 3, 48, 48) * 255).contiguous(memory_format=torch.channels_last)
+    products = [(torch.rand(m, k), torch.rand(k, n)) for m, k, n in ONET_PRODUCTS]
+    paths = {"fpnet": lambda: fast(face), "fpnet_module": lambda: net(face),
+             "matmul_floor": lambda: [torch.mm(a, b) for a, b in products]}
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    with torch.inference_mode():
+        for i in range(calls + calls // 10):   # the first tenth warms up and is not kept
+            for name, call in paths.items():
+                start = time.perf_counter()
+                call()
+                if i >= calls // 10:
+                    times[name].append(time.perf_counter() - start)
+    median = {name: round(float(np.median(t)) * 1e3, 4) for name, t in times.items()}
+    return {"threads": threads, "calls": calls, "fpnet_ms": median["fpnet"],
+            "fpnet_module_ms": median["fpnet_module"], "matmul_floor_ms": median["matmul_floor"],
+            "multiply_adds": sum(m * k * n for m, k, n in ONET_PRODUCTS), "pose": trained}
 
 
 PIPELINE_FPS = 30.0

@@ -252,3 +252,26 @@ def test_cascade_output_equals_the_plain_post_processing(tmp_path):
                 np.testing.assert_allclose((face.pitch, face.roll), expected["angles"][1:], atol=1e-4)
             compared += 1
     assert compared >= 10
+
+
+def test_fpnet_bench_floor_counts_fpnets_own_multiply_adds():
+    from monitor.bench import ONET_PRODUCTS, fpnet_bench
+
+    net, macs = FPNet().eval(), []
+
+    def count(module, inputs, output):
+        weight = module.weight
+        per_output = weight[0].numel() if isinstance(module, torch.nn.Conv2d) else weight.shape[1]
+        macs.append(output.numel() * per_output)
+    for module in net.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            module.register_forward_hook(count)
+    with torch.no_grad():
+        net(torch.zeros(1, 3, 48, 48))
+    threads = torch.get_num_threads()
+    try:
+        result = fpnet_bench(threads=1, calls=10)
+    finally:
+        torch.set_num_threads(threads)
+    assert result["multiply_adds"] == sum(macs) == sum(m * k * n for m, k, n in ONET_PRODUCTS)
+    assert {"fpnet_ms", "fpnet_module_ms", "matmul_floor_ms"} <= set(result) and result["threads"] == 1
