@@ -50,14 +50,17 @@ def test_tracked_frames_agree_with_full_detection():
 
 @needs_shared
 @needs_weights
-def test_merging_rnet_duplicates_keeps_faces_and_accuracy():
+def test_merging_rnet_duplicates_keeps_faces_and_loses_no_accuracy():
+    # One-sided: which of R-Net's near-duplicate crops FPNet sees moves single large-pose faces by
+    # several degrees either way (the -55 deg profile image00251: pitch 28 deg off on the plain
+    # path's crop, 4 deg on the merged one), so the 16-image mean moves by up to ~0.3 either way.
     folder = DATA / "aflw2000_sample"
     merged_settings = Config().cascade
     assert merged_settings.rnet_merge_iou < 1.0
     plain = evaluate_folder(folder, Config().replace("cascade", rnet_merge_iou=1.0).cascade)
     merged = evaluate_folder(folder, merged_settings)
     assert plain["detected"] == merged["detected"] == 16
-    assert abs(merged["fpnet"]["mean"] - plain["fpnet"]["mean"]) < 0.25
+    assert merged["fpnet"]["mean"] < plain["fpnet"]["mean"] + 0.2
 
 
 class PerLevelCascade(Cascade):
