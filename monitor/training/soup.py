@@ -27,13 +27,17 @@ class SoupError(Exception):
     """The runs named cannot be averaged (too few, or different networks)."""
 
 
-def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The element-wise mean of state dicts of one architecture."""
+def check_same_network(states: list[dict[str, torch.Tensor]]) -> None:
     keys = list(states[0])
     for state in states[1:]:
         if list(state) != keys or any(state[k].shape != states[0][k].shape for k in keys):
             raise SoupError("the runs to average do not hold the same network")
-    return {k: torch.stack([s[k].double() for s in states]).mean(dim=0).to(states[0][k].dtype) for k in keys}
+
+
+def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of state dicts of one architecture."""
+    check_same_network(states)
+    return {k: torch.stack([s[k].double() for s in states]).mean(dim=0).to(v.dtype) for k, v in states[0].items()}
 
 
 def soup_run(work: Path, name: str, ingredients: list[str], settings: TrainingSettings,
@@ -49,7 +53,7 @@ def soup_run(work: Path, name: str, ingredients: list[str], settings: TrainingSe
     if (folder / "best.pt").exists():
         raise FileExistsError(f"run {folder} exists: choose another --run")
     states = dict(zip(ingredients, (torch.load(p, map_location="cpu", weights_only=True) for p in paths)))
-    average_states(list(states.values()))   # fail before the slow part if they do not fit together
+    check_same_network(list(states.values()))   # before the slow part
     samples = samples if samples is not None else load_samples(work, settings)
     val = samples.subset(samples.validation)
     views = validation_views(val, settings)
