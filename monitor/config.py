@@ -190,6 +190,8 @@ class TrainingSettings:
     yaw_band_deg: float = setting(15.0, 1.0, 90.0, "width of the |yaw| and pitch bands that are balanced")
     max_band_weight: float = setting(12.0, 1.0, 100.0,
                                      "faces of rare |yaw| and pitch bands are over-sampled by up to this factor")
+    band_balance: str = setting("joint", help="pose bands balanced over all faces together, or over real "
+                                "photos and synthesized views each on their own", choices=("joint", "per_source"))
     synth_weight: float = setting(1.0, 0.1, 20.0, "synthesized large-pose views are drawn this many times as often "
                                   "as their pose bands alone would give")
     profile_mesh_context: float = setting(1.6, 1.0, 4.0, "face mesh: MediaPipe sees a square this many face-box "

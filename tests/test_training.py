@@ -287,6 +287,25 @@ def test_synthesized_views_are_drawn_synth_weight_times_as_often():
     assert tripled.sum() == pytest.approx(1.0)
 
 
+def test_per_source_balance_draws_the_few_real_turned_faces_more_often():
+    # 100 synthesized turned heads crowd the 45-60 band; 5 real turned faces sit in it beside 95 frontal.
+    samples = _synthetic_samples(300)
+    samples.pose_ok[:] = np.arange(300) < 200
+    samples.synthetic[:] = np.arange(300) < 100
+    samples.angles[:, 1] = 0.0
+    samples.angles[:, 0] = np.where((np.arange(300) < 105), 50.0, 5.0)
+    real_turned = ~samples.synthetic & (samples.angles[:, 0] > 40) & samples.pose_ok
+    real_frontal = ~samples.synthetic & (samples.angles[:, 0] < 40) & samples.pose_ok
+    joint = sampling_weights(samples, TrainingSettings(max_band_weight=50.0))
+    per_source = sampling_weights(samples, TrainingSettings(max_band_weight=50.0, band_balance="per_source"))
+    assert joint[real_turned].mean() < 1.1 * joint[real_frontal].mean()    # jointly the band looks common
+    np.testing.assert_allclose(per_source[real_turned].sum(), per_source[real_frontal].sum())
+    # each source keeps its share: 100 synthesized, 100 real faces, 100 crops without a pose
+    np.testing.assert_allclose(per_source[samples.synthetic].sum(), per_source[~samples.pose_ok].sum())
+    np.testing.assert_allclose(per_source[real_turned | real_frontal].sum(), per_source[~samples.pose_ok].sum())
+    assert per_source.sum() == pytest.approx(1.0)
+
+
 def test_soup_keeps_the_runs_that_lower_the_validation_error(tmp_path, monkeypatch):
     from monitor.training import soup as soup_module
     from monitor.training.soup import SoupError, average_states, soup_run

@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> dict:
     t.add_argument("--face-ohem", choices=("middle", "hardest", "none"), help="override training.face_ohem")
     t.add_argument("--face-ohem-keep", type=float, help="override training.face_ohem_keep")
     t.add_argument("--synth-weight", type=float, help="override training.synth_weight")
+    t.add_argument("--band-balance", choices=("joint", "per_source"), help="override training.band_balance")
     t.add_argument("--ingredients", nargs="+", metavar="RUN", help="soup: the runs whose best models are averaged")
     t.add_argument("--batches-per-epoch", type=int, help="cap an epoch at N mini-batches (short schedules)")
     t.add_argument("--threads", type=int, default=DEFAULT_THREADS,
@@ -82,7 +83,8 @@ def _settings(args: argparse.Namespace, config: Config | None):
                                    "rotation_loss": args.rotation_loss, "ohem": args.ohem,
                                    "ohem_keep": args.ohem_keep, "face_ohem": args.face_ohem,
                                    "face_ohem_keep": args.face_ohem_keep,
-                                   "synth_weight": args.synth_weight}.items() if v is not None}
+                                   "synth_weight": args.synth_weight,
+                                   "band_balance": args.band_balance}.items() if v is not None}
     return config.replace("training", **overrides).training if overrides else config.training
 
 

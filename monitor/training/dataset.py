@@ -112,13 +112,19 @@ def sampling_weights(samples: Samples, settings: TrainingSettings) -> np.ndarray
     weight is the product of its |yaw| band's and its pitch band's inverse frequencies, capped.
     Synthesized views can be drawn more often still (`synth_weight`): within a band they are the
     only turned heads whose labels are exact, not the teachers' compressed estimates.
+    With `band_balance = "per_source"` real photos and synthesized views are balanced each among
+    their own kind: jointly, the many synthesized turned heads make a large-|yaw| band look common
+    and the few real faces in it are drawn no more often than a frontal face, so the student sees
+    almost no real turned head and learns the synthesis's look of one instead.
     """
     w = np.ones(len(samples))
     pose = samples.pose_ok
-    yaw_w = _band_weights(np.abs(samples.angles[pose, 0]), settings.yaw_band_deg)
-    pitch_w = _band_weights(samples.angles[pose, 1], settings.yaw_band_deg)
-    face_w = np.minimum(settings.max_band_weight, yaw_w * pitch_w)
-    w[pose] = face_w * pose.sum() / face_w.sum()
+    groups = [pose] if settings.band_balance == "joint" else [pose & ~samples.synthetic, pose & samples.synthetic]
+    for group in (g for g in groups if g.any()):
+        yaw_w = _band_weights(np.abs(samples.angles[group, 0]), settings.yaw_band_deg)
+        pitch_w = _band_weights(samples.angles[group, 1], settings.yaw_band_deg)
+        face_w = np.minimum(settings.max_band_weight, yaw_w * pitch_w)
+        w[group] = face_w * group.sum() / face_w.sum()
     w[pose & samples.synthetic] *= settings.synth_weight
     return w / w.sum()
 
